@@ -1,0 +1,560 @@
+package etcdgw
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/etcdgw/etcdgw/internal/endpoint"
+	"github.com/etcdgw/etcdgw/internal/wire"
+)
+
+// Client is an etcd v3 client that speaks the HTTP/JSON gateway. It is safe for
+// concurrent use and meant to be shared: create one per cluster, keep it for the
+// life of the program, and Close it at the end. Its connections are pooled and,
+// over https, multiplexed with HTTP/2.
+type Client struct {
+	cfg        config
+	ring       *endpoint.Ring
+	conns      *endpoint.Conns
+	transport  *http.Transport
+	serializer Serializer
+	keyPrefix  []byte
+	maxBody    int
+
+	headers atomic.Pointer[requestHeaders] // rebuilt when the auth token changes
+
+	prefix      atomic.Pointer[string] // the API prefix once known
+	prefixFetch flight[string]
+	serverVer   atomic.Pointer[string]
+
+	auth *authState
+
+	ctx    context.Context // ends at Close: watches and keepalives stop
+	cancel context.CancelFunc
+	closed atomic.Bool
+	wg     sync.WaitGroup // watches, keepalives and other background work
+	bufs   sync.Pool      // *[]byte bodies of answers
+}
+
+// requestHeaders are built once and shared by every request: the transport
+// only reads them.
+type requestHeaders struct {
+	plain  http.Header // for calls that do not require a leader
+	leader http.Header // with Grpc-Metadata-Hasleader: true
+	token  string      // the auth token these carry, if any
+}
+
+// New returns a client configured by opts. It validates every option and
+// fails on a bad one, but performs no I/O: the first call connects, and detects
+// the API prefix unless WithAPIPrefix was given.
+func New(opts ...Option) (*Client, error) {
+	cfg := config{
+		timeout:          DefaultTimeout,
+		serializer:       JSON,
+		failTimeout:      DefaultFailTimeout,
+		maxFails:         1,
+		maxResponseBytes: DefaultMaxResponseBytes,
+		watchBuffer:      16,
+	}
+	for _, o := range opts {
+		if o == nil {
+			return nil, invalidOption("nil Option")
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.endpoints) == 0 {
+		cfg.endpoints = []string{DefaultEndpoint}
+	}
+	eps := make([]*endpoint.Endpoint, 0, len(cfg.endpoints))
+	anyTLS := false
+	seen := map[string]bool{}
+	for _, raw := range cfg.endpoints {
+		u, host, isTLS, err := parseEndpoint(raw)
+		if err != nil {
+			return nil, err
+		}
+		if seen[u] {
+			return nil, invalidOption("endpoint %q given twice", raw)
+		}
+		seen[u] = true
+		anyTLS = anyTLS || isTLS
+		eps = append(eps, &endpoint.Endpoint{URL: u, Host: host, TLS: isTLS})
+	}
+	if err := cfg.tls.check(anyTLS); err != nil {
+		return nil, err
+	}
+
+	c := &Client{
+		cfg:        cfg,
+		serializer: cfg.serializer,
+		keyPrefix:  []byte(cfg.keyPrefix),
+		maxBody:    cfg.maxResponseBytes,
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.conns = endpoint.NewConns(endpoint.Dialer(cfg.unixSocket))
+	c.transport = &http.Transport{
+		DialContext:           c.conns.Dial,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableCompression:    true,
+		ReadBufferSize:        32 << 10,
+		WriteBufferSize:       16 << 10,
+		ResponseHeaderTimeout: 0, // watches wait for events; ctx bounds unary calls
+		HTTP2: &http.HTTP2Config{
+			// Pings detect a dead connection under a watch that has nothing to say.
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
+	}
+	if anyTLS {
+		c.transport.TLSClientConfig = cfg.tls.build()
+	}
+	if cfg.apiPrefix != "" {
+		p := cfg.apiPrefix
+		c.prefix.Store(&p)
+	}
+	if cfg.auth {
+		c.auth = &authState{}
+	}
+	c.setHeaders("")
+	c.ring = endpoint.NewRing(eps, endpoint.Config{
+		FailTimeout:  cfg.failTimeout,
+		MaxFails:     cfg.maxFails,
+		Probe:        c.probe,
+		AllDownProbe: time.Second,
+	})
+	return c, nil
+}
+
+// setHeaders rebuilds the shared request headers around an auth token.
+func (c *Client) setHeaders(token string) {
+	h := http.Header{"Content-Type": {"application/json"}}
+	for k, v := range c.cfg.headers {
+		h[k] = v
+	}
+	if token != "" {
+		h["Authorization"] = []string{token}
+	}
+	if c.cfg.requireLeader {
+		h["Grpc-Metadata-Hasleader"] = []string{"true"}
+	}
+	leader := h.Clone()
+	leader["Grpc-Metadata-Hasleader"] = []string{"true"}
+	c.headers.Store(&requestHeaders{plain: h, leader: leader, token: token})
+}
+
+// Close ends every watch and KeepAlive of the client (their channels close),
+// fails calls in flight with ErrClosed, and closes every connection. It waits
+// for the client's goroutines to end. Calling it again does nothing.
+func (c *Client) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.cancel()
+	c.conns.CloseAll()
+	c.wg.Wait()
+	c.ring.Close()
+	c.transport.CloseIdleConnections()
+	c.conns.CloseAll()
+	return nil
+}
+
+// VersionResponse is the answer of GET /version.
+type VersionResponse struct {
+	Server  string // etcdserver: the member's version, such as "3.7.3"
+	Cluster string // etcdcluster: the cluster version, or "not_decided"
+	Storage string // storage: the storage version (etcd 3.6 and later)
+}
+
+// Version returns the versions of the member that answers.
+func (c *Client) Version(ctx context.Context) (*VersionResponse, error) {
+	var v wire.VersionResponse
+	err := c.unary(ctx, &rpc{method: http.MethodGet, path: wire.PathVersion, rootPath: true, idempotent: true, noAuth: true},
+		func(body []byte, _ *endpoint.Endpoint) error { return wire.DecodeVersion(body, &v) })
+	if err != nil {
+		return nil, err
+	}
+	c.learnVersion(v.Server)
+	return &VersionResponse{Server: v.Server, Cluster: v.Cluster, Storage: v.Storage}, nil
+}
+
+// learnVersion records the server version and the API prefix it implies.
+func (c *Client) learnVersion(server string) {
+	if server == "" {
+		return
+	}
+	c.serverVer.Store(&server)
+	if c.prefix.Load() == nil {
+		p := prefixFor(server)
+		c.prefix.CompareAndSwap(nil, &p)
+	}
+}
+
+// prefixFor maps etcdserver's version to the gateway prefix it serves:
+// 3.2 and older /v3alpha, 3.3 /v3beta, 3.4 and later /v3.
+func prefixFor(server string) string {
+	major, rest, _ := strings.Cut(server, ".")
+	minor, _, _ := strings.Cut(rest, ".")
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil || ma != 3 {
+		return "/v3"
+	}
+	switch {
+	case mi <= 2:
+		return "/v3alpha"
+	case mi == 3:
+		return "/v3beta"
+	}
+	return "/v3"
+}
+
+// apiPrefix returns the gateway prefix, detecting it on first use: concurrent
+// first callers share one GET /version.
+func (c *Client) apiPrefix(ctx context.Context) (string, error) {
+	if p := c.prefix.Load(); p != nil {
+		return *p, nil
+	}
+	_, err := c.prefixFetch.do(ctx, func(ctx context.Context) (string, error) {
+		if p := c.prefix.Load(); p != nil {
+			return *p, nil
+		}
+		v, err := c.Version(ctx)
+		if err != nil {
+			return "", fmt.Errorf("etcdgw: detecting the API prefix: %w", err)
+		}
+		return prefixFor(v.Server), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return *c.prefix.Load(), nil
+}
+
+// legacyPath is path under the API prefix p: etcd 3.3 and older serve the lease
+// calls other than grant and keepalive only under /kv/lease/.
+func legacyPath(p, path string) string {
+	if p != "/v3" {
+		switch path {
+		case wire.PathLeaseRevoke, wire.PathLeaseTTL, wire.PathLeaseLeases:
+			return "/kv" + path
+		}
+	}
+	return path
+}
+
+// rpc describes one unary request.
+type rpc struct {
+	method     string // POST unless set
+	path       string // under the API prefix, or from the root with rootPath
+	rootPath   bool
+	body       []byte
+	idempotent bool // may be retried on another endpoint after it may have reached etcd
+	noAuth     bool
+	leader     bool // require a leader for this call
+}
+
+// unary sends r and hands the body of the 2xx answer to decode. It picks a
+// healthy endpoint, authenticates, retries as r allows, and maps error answers
+// to *Error.
+func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep *endpoint.Endpoint) error) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok && c.cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)
+		defer cancel()
+	}
+	urlPath := r.path
+	if !r.rootPath {
+		p, err := c.apiPrefix(ctx)
+		if err != nil {
+			return err
+		}
+		urlPath = p + legacyPath(p, r.path)
+	}
+	if c.auth != nil && !r.noAuth {
+		if _, err := c.token(ctx); err != nil {
+			return err
+		}
+	}
+	var triedBuf [4]*endpoint.Endpoint
+	tried := triedBuf[:0]
+	var lastErr error
+	authRetried := false
+	for {
+		ep := c.ring.Pick(tried)
+		if ep == nil {
+			ep = c.ring.Recover(ctx, tried)
+		}
+		if ep == nil {
+			if lastErr != nil {
+				return lastErr
+			}
+			return ErrNoHealthyEndpoint
+		}
+		hdrs := c.headers.Load()
+		body, status, err := c.send(ctx, ep, urlPath, r, hdrs)
+		if err != nil {
+			if cerr := c.ctxErr(ctx, r); cerr != nil {
+				return cerr
+			}
+			var nr *notSentError
+			notSent := errors.As(err, &nr)
+			if notSent {
+				err = nr.err
+			}
+			c.ring.Fail(ep)
+			lastErr = fmt.Errorf("etcdgw: %s: %w", ep.URL, err)
+			if r.idempotent || notSent {
+				tried = append(tried, ep)
+				continue
+			}
+			return fmt.Errorf("%w: %s may have been applied: %w", ErrOutcomeUnknown, r.path, lastErr)
+		}
+		if status/100 == 2 {
+			c.ring.Succeed(ep)
+			err := decode(body.b, ep)
+			c.putBuf(body)
+			if err != nil {
+				return malformed(ep.URL, err)
+			}
+			return nil
+		}
+		st := wire.ParseErrorBody(status, body.b)
+		c.putBuf(body)
+		e := newError(st, ep.URL)
+		if status >= 500 {
+			c.ring.Fail(ep)
+			// A member without a leader refuses before applying anything.
+			if r.idempotent || e.kind == wire.KindNoLeader {
+				tried = append(tried, ep)
+				lastErr = e
+				continue
+			}
+			return e
+		}
+		c.ring.Succeed(ep)
+		if c.auth != nil && !r.noAuth && !authRetried && e.needsNewToken() {
+			authRetried = true
+			if _, err := c.refreshToken(ctx, hdrs.token); err != nil {
+				return err
+			}
+			continue
+		}
+		return e
+	}
+}
+
+// ctxErr returns the error for a call whose context ended, or nil.
+func (c *Client) ctxErr(ctx context.Context, r *rpc) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("etcdgw: %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// body is a pooled buffer holding an answer.
+type body struct{ b []byte }
+
+func (c *Client) getBuf(n int) *body {
+	if v, ok := c.bufs.Get().(*body); ok {
+		if cap(v.b) >= n {
+			v.b = v.b[:n]
+			return v
+		}
+	}
+	return &body{b: make([]byte, n, max(n, 4096))}
+}
+
+func (c *Client) putBuf(b *body) {
+	if cap(b.b) <= 4<<20 {
+		c.bufs.Put(b)
+	}
+}
+
+// notSentError marks a transport error that happened before the request was
+// written: retrying it cannot apply a write twice.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// send performs one HTTP exchange to urlPath on ep and reads the whole answer.
+func (c *Client) send(ctx context.Context, ep *endpoint.Endpoint, urlPath string, r *rpc, h *requestHeaders) (*body, int, error) {
+	var wrote atomic.Bool
+	if !r.idempotent {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteHeaders: func() { wrote.Store(true) },
+		})
+	}
+	req, err := c.newRequest(ctx, ep, urlPath, r, h)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		if !r.idempotent && !wrote.Load() {
+			return nil, 0, &notSentError{err}
+		}
+		return nil, 0, err
+	}
+	ep.SetProto(resp.ProtoMajor)
+	b, err := c.readAll(resp)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, resp.StatusCode, nil
+}
+
+// newRequest builds the request of r to urlPath on ep.
+func (c *Client) newRequest(ctx context.Context, ep *endpoint.Endpoint, urlPath string, r *rpc, h *requestHeaders) (*http.Request, error) {
+	method := r.method
+	if method == "" {
+		method = http.MethodPost
+	}
+	var rd io.Reader
+	if r.body != nil {
+		rd = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, ep.URL+urlPath, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Host = ep.Host
+	hdr := h.plain
+	if r.leader {
+		hdr = h.leader
+	}
+	if r.noAuth && h.token != "" {
+		hdr = hdr.Clone()
+		delete(hdr, "Authorization")
+	}
+	req.Header = hdr
+	return req, nil
+}
+
+// readAll reads an answer's body into a pooled buffer, refusing more than the
+// client's limit.
+func (c *Client) readAll(resp *http.Response) (*body, error) {
+	defer resp.Body.Close()
+	if resp.ContentLength > int64(c.maxBody) {
+		return nil, fmt.Errorf("%w: answer of %d bytes is over the limit of %d", ErrMalformedResponse, resp.ContentLength, c.maxBody)
+	}
+	if resp.ContentLength >= 0 {
+		b := c.getBuf(int(resp.ContentLength))
+		if _, err := io.ReadFull(resp.Body, b.b); err != nil {
+			c.putBuf(b)
+			return nil, err
+		}
+		return b, nil
+	}
+	b := c.getBuf(0)
+	for {
+		if len(b.b) == cap(b.b) {
+			b.b = append(b.b, 0)[:len(b.b)]
+		}
+		n, err := resp.Body.Read(b.b[len(b.b):cap(b.b)])
+		b.b = b.b[:len(b.b)+n]
+		if len(b.b) > c.maxBody {
+			c.putBuf(b)
+			return nil, fmt.Errorf("%w: answer over the limit of %d bytes", ErrMalformedResponse, c.maxBody)
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			c.putBuf(b)
+			return nil, err
+		}
+	}
+}
+
+// probe asks an endpoint's /health whether it can serve.
+func (c *Client) probe(ctx context.Context, ep *endpoint.Endpoint) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := c.newRequest(ctx, ep, wire.PathHealth, &rpc{method: http.MethodGet, path: wire.PathHealth, rootPath: true, noAuth: true}, c.headers.Load())
+	if err != nil {
+		return false
+	}
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		return false
+	}
+	b, err := c.readAll(resp)
+	if err != nil {
+		return false
+	}
+	defer c.putBuf(b)
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	var h wire.HealthResponse
+	return wire.DecodeHealth(b.b, &h) == nil && h.Health == "true"
+}
+
+// flight shares one run of a function among concurrent callers: the first
+// caller runs it, the others wait for its result. A result that is the
+// runner's own context error is not shared; the waiters try again.
+type flight[T any] struct {
+	mu  sync.Mutex
+	cur *flightCall[T]
+}
+
+type flightCall[T any] struct {
+	done chan struct{}
+	val  T
+	err  error
+}
+
+func (f *flight[T]) do(ctx context.Context, fn func(ctx context.Context) (T, error)) (T, error) {
+	for {
+		f.mu.Lock()
+		if call := f.cur; call != nil {
+			f.mu.Unlock()
+			select {
+			case <-call.done:
+			case <-ctx.Done():
+				var zero T
+				return zero, ctx.Err()
+			}
+			if isContextError(call.err) && ctx.Err() == nil {
+				continue
+			}
+			return call.val, call.err
+		}
+		call := &flightCall[T]{done: make(chan struct{})}
+		f.cur = call
+		f.mu.Unlock()
+		call.val, call.err = fn(ctx)
+		f.mu.Lock()
+		f.cur = nil
+		f.mu.Unlock()
+		close(call.done)
+		return call.val, call.err
+	}
+}
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

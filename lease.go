@@ -1,0 +1,155 @@
+package etcdgw
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/etcdgw/etcdgw/internal/endpoint"
+	"github.com/etcdgw/etcdgw/internal/wire"
+)
+
+// LeaseID is the ID of a lease.
+type LeaseID int64
+
+// LeaseGrantResponse is the answer of Grant.
+type LeaseGrantResponse struct {
+	Header ResponseHeader
+	ID     LeaseID
+	TTL    int64 // seconds, as granted: etcd raises a TTL below its minimum
+}
+
+// LeaseRevokeResponse is the answer of Revoke.
+type LeaseRevokeResponse struct {
+	Header ResponseHeader
+}
+
+// LeaseKeepAliveResponse is the answer of one renewal.
+type LeaseKeepAliveResponse struct {
+	Header ResponseHeader
+	ID     LeaseID
+	TTL    int64 // seconds the lease now has
+}
+
+// LeaseTimeToLiveResponse is the answer of TimeToLive.
+type LeaseTimeToLiveResponse struct {
+	Header     ResponseHeader
+	ID         LeaseID
+	TTL        int64    // seconds left; -1 when the lease does not exist
+	GrantedTTL int64    // seconds the lease was granted for
+	Keys       []string // attached keys, without the key prefix, when asked for
+}
+
+// LeaseLeasesResponse is the answer of Leases.
+type LeaseLeasesResponse struct {
+	Header ResponseHeader
+	Leases []LeaseID
+}
+
+// Grant creates a lease of ttl seconds; the keys attached to it (WithLease)
+// are deleted when it expires or is revoked. WithLease(id) asks for that ID.
+// Errors: ErrInvalidArgument for ttl <= 0, ErrLeaseExists,
+// ErrLeaseTTLTooLarge. [lua-resty-etcd: grant]
+func (c *Client) Grant(ctx context.Context, ttl int64, opts ...OpOption) (*LeaseGrantResponse, error) {
+	op := Op{}
+	if err := op.applyOpts("Grant", grantOpts, opts); err != nil {
+		return nil, err
+	}
+	if ttl <= 0 {
+		return nil, invalidArgument("Grant(%d): TTL must be positive", ttl)
+	}
+	var out wire.LeaseResponse
+	err := c.unary(ctx, &rpc{path: wire.PathLeaseGrant, body: wire.AppendLeaseGrant(nil, ttl, int64(op.lease)), leader: op.leader()},
+		func(b []byte, _ *endpoint.Endpoint) error { return wire.DecodeLease(b, &out) })
+	if err != nil {
+		return nil, err
+	}
+	if out.Error != "" {
+		return nil, &Error{Code: wire.CodeUnknown, Message: out.Error, kind: wire.Classify(wire.CodeUnknown, out.Error)}
+	}
+	return &LeaseGrantResponse{Header: ResponseHeader(out.Header), ID: LeaseID(out.ID), TTL: out.TTL}, nil
+}
+
+// Revoke ends a lease at once and deletes the keys attached to it.
+// Errors: ErrLeaseNotFound. [lua-resty-etcd: revoke]
+func (c *Client) Revoke(ctx context.Context, id LeaseID) (*LeaseRevokeResponse, error) {
+	if id <= 0 {
+		return nil, invalidArgument("Revoke(%d): lease ID must be positive", id)
+	}
+	var out wire.LeaseResponse
+	err := c.unary(ctx, &rpc{path: wire.PathLeaseRevoke, body: wire.AppendLeaseID(nil, int64(id))},
+		func(b []byte, _ *endpoint.Endpoint) error { return wire.DecodeLease(b, &out) })
+	if err != nil {
+		return nil, err
+	}
+	return &LeaseRevokeResponse{Header: ResponseHeader(out.Header)}, nil
+}
+
+// KeepAliveOnce renews a lease once. Errors: ErrLeaseNotFound when the lease
+// has expired or was revoked. [lua-resty-etcd: keepalive]
+func (c *Client) KeepAliveOnce(ctx context.Context, id LeaseID) (*LeaseKeepAliveResponse, error) {
+	if id <= 0 {
+		return nil, invalidArgument("KeepAliveOnce(%d): lease ID must be positive", id)
+	}
+	var out wire.LeaseResponse
+	var st *wire.Status
+	var from string
+	err := c.unary(ctx, &rpc{path: wire.PathLeaseKeepAlive, body: wire.AppendLeaseID(nil, int64(id)), idempotent: true},
+		func(b []byte, ep *endpoint.Endpoint) error {
+			from = ep.URL
+			// The answer is a stream of one {"result":...} line.
+			line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
+			var err error
+			st, err = wire.DecodeLeaseLine(line, &out)
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		return nil, newError(*st, from)
+	}
+	if out.TTL <= 0 {
+		// A lease that is gone is no error to etcd: the answer just has no TTL.
+		return nil, fmt.Errorf("etcdgw: KeepAliveOnce(%d): %w", id, ErrLeaseNotFound)
+	}
+	return &LeaseKeepAliveResponse{Header: ResponseHeader(out.Header), ID: LeaseID(out.ID), TTL: out.TTL}, nil
+}
+
+// TimeToLive returns what is left of a lease and, with keys, the keys attached
+// to it. A lease that does not exist has TTL -1, as in etcd.
+// [lua-resty-etcd: timetolive]
+func (c *Client) TimeToLive(ctx context.Context, id LeaseID, keys bool) (*LeaseTimeToLiveResponse, error) {
+	if id <= 0 {
+		return nil, invalidArgument("TimeToLive(%d): lease ID must be positive", id)
+	}
+	var out wire.LeaseResponse
+	err := c.unary(ctx, &rpc{path: wire.PathLeaseTTL, body: wire.AppendLeaseTimeToLive(nil, int64(id), keys), idempotent: true},
+		func(b []byte, _ *endpoint.Endpoint) error { return wire.DecodeLease(b, &out) })
+	if err != nil {
+		return nil, err
+	}
+	res := &LeaseTimeToLiveResponse{Header: ResponseHeader(out.Header), ID: LeaseID(out.ID), TTL: out.TTL, GrantedTTL: out.GrantedTTL}
+	for _, k := range out.Keys {
+		if bytes.HasPrefix(k, c.keyPrefix) {
+			k = k[len(c.keyPrefix):]
+		}
+		res.Keys = append(res.Keys, string(k))
+	}
+	return res, nil
+}
+
+// Leases lists the IDs of every lease. [lua-resty-etcd: leases]
+func (c *Client) Leases(ctx context.Context) (*LeaseLeasesResponse, error) {
+	var out wire.LeaseLeasesResponse
+	err := c.unary(ctx, &rpc{path: wire.PathLeaseLeases, body: []byte("{}"), idempotent: true},
+		func(b []byte, _ *endpoint.Endpoint) error { return wire.DecodeLeases(b, &out) })
+	if err != nil {
+		return nil, err
+	}
+	res := &LeaseLeasesResponse{Header: ResponseHeader(out.Header), Leases: make([]LeaseID, len(out.Leases))}
+	for i, id := range out.Leases {
+		res.Leases[i] = LeaseID(id)
+	}
+	return res, nil
+}

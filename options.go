@@ -1,0 +1,571 @@
+package etcdgw
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults of the client options.
+const (
+	DefaultEndpoint         = "http://127.0.0.1:2379"
+	DefaultTimeout          = 5 * time.Second
+	DefaultFailTimeout      = 10 * time.Second
+	DefaultMaxResponseBytes = 512 << 20
+)
+
+// config is what the options build; New validates it as a whole.
+type config struct {
+	endpoints        []string
+	timeout          time.Duration
+	ttl              int64
+	keyPrefix        string
+	apiPrefix        string
+	serializer       Serializer
+	headers          http.Header
+	username         string
+	password         string
+	auth             bool
+	unixSocket       string
+	tls              tlsOptions
+	failTimeout      time.Duration
+	maxFails         int
+	maxResponseBytes int
+	requireLeader    bool
+	watchBuffer      int
+}
+
+// Option configures a Client. Options are applied by New in order; a bad value
+// makes New fail.
+type Option func(*config) error
+
+// WithEndpoints sets the etcd client URLs, "http://host[:port]" or
+// "https://host[:port]" (port 2379 when omitted; IPv6 as "[::1]:2379"); a URL
+// may not have a path. Several URLs make a cluster: calls go round-robin over
+// the healthy ones, starting at a random one. The default is
+// "http://127.0.0.1:2379". [lua-resty-etcd: http_host]
+func WithEndpoints(urls ...string) Option {
+	return func(c *config) error {
+		if len(urls) == 0 {
+			return invalidOption("WithEndpoints: no endpoint")
+		}
+		c.endpoints = append([]string(nil), urls...)
+		return nil
+	}
+}
+
+// WithTimeout sets the deadline of a unary call whose ctx has none; 0 means
+// no deadline. It never applies to a watch or a KeepAlive loop, which run until
+// their ctx ends. The default is 5s. [lua-resty-etcd: timeout]
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalidOption("WithTimeout: negative timeout %v", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithTTL makes Set, SetNX and SetX without WithLease grant a lease of this
+// many seconds and attach the key to it, so that the key expires unless it is
+// written again. It costs one extra request per write. 0 turns it off, the
+// default. [lua-resty-etcd: ttl, which it never implemented]
+func WithTTL(seconds int64) Option {
+	return func(c *config) error {
+		if seconds < 0 {
+			return invalidOption("WithTTL: negative TTL %d", seconds)
+		}
+		c.ttl = seconds
+		return nil
+	}
+}
+
+// WithKeyPrefix prepends prefix to every key and range end the client sends,
+// in every call, txn and watch, and strips it from every key it returns, so
+// that a program sees a namespace of its own. [lua-resty-etcd: key_prefix]
+func WithKeyPrefix(prefix string) Option {
+	return func(c *config) error {
+		c.keyPrefix = prefix
+		return nil
+	}
+}
+
+// WithAPIPrefix sets the gateway's path prefix: "/v3" (etcd 3.4 and later),
+// "/v3beta" (3.3) or "/v3alpha" (3.2). Empty, the default, detects it once from
+// GET /version on first use. [lua-resty-etcd: api_prefix]
+func WithAPIPrefix(prefix string) Option {
+	return func(c *config) error {
+		switch prefix {
+		case "", "/v3", "/v3beta", "/v3alpha":
+			c.apiPrefix = prefix
+			return nil
+		}
+		return invalidOption("WithAPIPrefix: %q is none of /v3, /v3beta, /v3alpha", prefix)
+	}
+}
+
+// WithSerializer sets how values are encoded: JSON, the default, or Raw.
+// [lua-resty-etcd: serializer]
+func WithSerializer(s Serializer) Option {
+	return func(c *config) error {
+		if s == nil {
+			return invalidOption("WithSerializer: nil serializer")
+		}
+		c.serializer = s
+		return nil
+	}
+}
+
+// managedHeaders are set by the client; WithHeader refuses them.
+var managedHeaders = map[string]bool{
+	"Authorization": true, "Content-Length": true, "Content-Type": true,
+	"Transfer-Encoding": true, "Connection": true, "Upgrade": true, "Host": true,
+	"Te": true, "Trailer": true, "Keep-Alive": true, "Proxy-Connection": true,
+	"Grpc-Metadata-Token": true,
+}
+
+// WithHeader adds a header to every request, watches included. The headers the
+// client manages (Authorization, Content-Length, Content-Type,
+// Transfer-Encoding, Connection, Upgrade, Host and the other hop-by-hop ones)
+// are refused: use WithAuth for credentials. Headers named
+// "Grpc-Metadata-<name>" reach etcd as gRPC metadata. [lua-resty-etcd: extra_headers]
+func WithHeader(key, value string) Option {
+	return func(c *config) error {
+		k := http.CanonicalHeaderKey(strings.TrimSpace(key))
+		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+			return invalidOption("WithHeader: invalid header name %q", key)
+		}
+		if strings.ContainsAny(value, "\r\n") {
+			return invalidOption("WithHeader: header %s: value has a line break", k)
+		}
+		if managedHeaders[k] {
+			return invalidOption("WithHeader: %s is managed by the client", k)
+		}
+		if c.headers == nil {
+			c.headers = make(http.Header)
+		}
+		c.headers.Add(k, value)
+		return nil
+	}
+}
+
+// WithAuth makes the client authenticate as username with password: one token
+// fetch shared by all concurrent calls, the token sent with every request, and
+// a new token fetched once, the call retried once, when etcd says the token is
+// invalid or stale. [lua-resty-etcd: user, password]
+func WithAuth(username, password string) Option {
+	return func(c *config) error {
+		if username == "" {
+			return invalidOption("WithAuth: empty user name")
+		}
+		c.username, c.password, c.auth = username, password, true
+		return nil
+	}
+}
+
+// WithUnixSocket makes the client dial this unix socket for every endpoint,
+// keeping the endpoint's host in the Host header and its scheme: a proxy or
+// sidecar on the socket forwards to etcd. [lua-resty-etcd: unix_socket_proxy]
+func WithUnixSocket(path string) Option {
+	return func(c *config) error {
+		if path == "" {
+			return invalidOption("WithUnixSocket: empty path")
+		}
+		c.unixSocket = path
+		return nil
+	}
+}
+
+// WithHealthCheck sets the passive health check of the endpoints: after
+// maxFails consecutive failures (transport errors and 5xx answers) an endpoint
+// is skipped for failTimeout, then comes back once a probe of GET /health
+// answers. A failTimeout of 0 turns the check off. The default is 10s and 1.
+// [lua-resty-etcd: health_check fail_timeout, max_fails]
+func WithHealthCheck(failTimeout time.Duration, maxFails int) Option {
+	return func(c *config) error {
+		if failTimeout < 0 {
+			return invalidOption("WithHealthCheck: negative fail timeout %v", failTimeout)
+		}
+		if maxFails < 1 {
+			return invalidOption("WithHealthCheck: maxFails %d is below 1", maxFails)
+		}
+		c.failTimeout, c.maxFails = failTimeout, maxFails
+		return nil
+	}
+}
+
+// WithMaxResponseBytes bounds the size of one answer, or of one message of a
+// stream; a larger one is an error wrapping ErrMalformedResponse, not an
+// out-of-memory crash. The default is 512 MiB. A watch whose single revision
+// batch exceeds it can use WithFragment.
+func WithMaxResponseBytes(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return invalidOption("WithMaxResponseBytes: %d is not positive", n)
+		}
+		c.maxResponseBytes = n
+		return nil
+	}
+}
+
+// WithRequireLeader makes every call fail fast with ErrNoLeader when the member
+// it reaches has no leader, instead of waiting for one (it sends
+// Grpc-Metadata-Hasleader: true). Watches always require a leader, so that a
+// watch on a member cut off from the cluster moves to another.
+func WithRequireLeader() Option {
+	return func(c *config) error {
+		c.requireLeader = true
+		return nil
+	}
+}
+
+// parseEndpoint checks an endpoint URL and returns it normalized as
+// scheme://host:port, with its host:port.
+func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err error) {
+	u, perr := url.Parse(raw)
+	if perr != nil {
+		return "", "", false, invalidOption("endpoint %q: %v", raw, perr)
+	}
+	switch u.Scheme {
+	case "http":
+	case "https":
+		isTLS = true
+	default:
+		return "", "", false, invalidOption("endpoint %q: scheme must be http or https", raw)
+	}
+	if u.Host == "" {
+		return "", "", false, invalidOption("endpoint %q: no host", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || (u.Path != "" && u.Path != "/") {
+		return "", "", false, invalidOption("endpoint %q: only scheme://host[:port] is allowed, no path, query or user", raw)
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		return "", "", false, invalidOption("endpoint %q: no host", raw)
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return "", "", false, invalidOption("endpoint %q: empty port", raw)
+	}
+	if port == "" {
+		port = "2379"
+	}
+	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		return "", "", false, invalidOption("endpoint %q: invalid IPv6 address", raw)
+	}
+	hostport = net.JoinHostPort(host, port)
+	return u.Scheme + "://" + hostport, hostport, isTLS, nil
+}
+
+// SortTarget is the field Get and ReadDir sort by.
+type SortTarget int
+
+// Sort targets.
+const (
+	SortByKey SortTarget = iota
+	SortByVersion
+	SortByCreateRevision
+	SortByModRevision
+	SortByValue
+)
+
+func (t SortTarget) String() string {
+	switch t {
+	case SortByKey:
+		return "SortByKey"
+	case SortByVersion:
+		return "SortByVersion"
+	case SortByCreateRevision:
+		return "SortByCreateRevision"
+	case SortByModRevision:
+		return "SortByModRevision"
+	case SortByValue:
+		return "SortByValue"
+	}
+	return fmt.Sprintf("SortTarget(%d)", int(t))
+}
+
+// SortOrder is the order Get and ReadDir sort in.
+type SortOrder int
+
+// Sort orders.
+const (
+	SortNone SortOrder = iota
+	SortAscend
+	SortDescend
+)
+
+func (o SortOrder) String() string {
+	switch o {
+	case SortNone:
+		return "SortNone"
+	case SortAscend:
+		return "SortAscend"
+	case SortDescend:
+		return "SortDescend"
+	}
+	return fmt.Sprintf("SortOrder(%d)", int(o))
+}
+
+// opt is one per-operation option, as a bit: a call refuses the options that do
+// not apply to it.
+type opt uint32
+
+const (
+	optRev opt = 1 << iota
+	optPrefix
+	optRange
+	optFromKey
+	optLimit
+	optSort
+	optKeysOnly
+	optCountOnly
+	optSerializable
+	optLease
+	optPrevKV
+	optIgnoreValue
+	optIgnoreLease
+	optProgressNotify
+	optFilterPut
+	optFilterDelete
+	optFragment
+	optWatchID
+	optMinModRev
+	optMaxModRev
+	optMinCreateRev
+	optMaxCreateRev
+	optRequireLeader
+)
+
+var optNames = [...]string{
+	"WithRev", "WithPrefix", "WithRange", "WithFromKey", "WithLimit", "WithSort", "WithKeysOnly",
+	"WithCountOnly", "WithSerializable", "WithLease", "WithPrevKV", "WithIgnoreValue", "WithIgnoreLease",
+	"WithProgressNotify", "WithFilterPut", "WithFilterDelete", "WithFragment", "WithWatchID",
+	"WithMinModRev", "WithMaxModRev", "WithMinCreateRev", "WithMaxCreateRev", "WithRequireLeader",
+}
+
+// The options each kind of call accepts.
+const (
+	rangeOpts = optRev | optPrefix | optRange | optFromKey | optLimit | optSort | optKeysOnly | optCountOnly |
+		optSerializable | optMinModRev | optMaxModRev | optMinCreateRev | optMaxCreateRev | optRequireLeader
+	readDirOpts = rangeOpts &^ (optPrefix | optRange | optFromKey)
+	putOpts     = optLease | optPrevKV | optIgnoreValue | optIgnoreLease | optRequireLeader
+	deleteOpts  = optPrefix | optRange | optFromKey | optPrevKV | optRequireLeader
+	rmDirOpts   = optPrevKV | optRequireLeader
+	watchOpts   = optRev | optPrefix | optRange | optFromKey | optPrevKV | optProgressNotify | optFilterPut |
+		optFilterDelete | optFragment | optWatchID
+	watchDirOpts = watchOpts &^ (optPrefix | optRange | optFromKey)
+	grantOpts    = optLease | optRequireLeader
+	setNXOpts    = optLease | optRequireLeader
+	setXOpts     = putOpts
+	txnOpts      = optRequireLeader
+)
+
+// OpOption configures one operation: a call such as Get or Watch, or an Op of
+// a transaction. An option that does not apply to the operation, or a bad
+// value, makes the call fail with ErrInvalidOption before anything is sent.
+type OpOption func(*Op)
+
+func (op *Op) setOpt(o opt) {
+	op.opts |= o
+}
+
+func (op *Op) bad(format string, args ...any) {
+	if op.err == nil {
+		op.err = invalidOption(format, args...)
+	}
+}
+
+// WithRev reads at revision rev (Get, ReadDir, OpGet), or starts a watch at
+// rev, inclusive. Revisions below 1 are refused.
+func WithRev(rev int64) OpOption {
+	return func(op *Op) {
+		op.setOpt(optRev)
+		if rev <= 0 {
+			op.bad("WithRev(%d): revision must be positive", rev)
+		}
+		op.rev = rev
+	}
+}
+
+// WithPrefix makes the key a prefix: every key that starts with it. The empty
+// key with WithPrefix means every key.
+func WithPrefix() OpOption { return func(op *Op) { op.setOpt(optPrefix) } }
+
+// WithRange makes the operation cover [key, end). end "\x00" means every key
+// from key on, as WithFromKey.
+func WithRange(end string) OpOption {
+	return func(op *Op) {
+		op.setOpt(optRange)
+		if end == "" {
+			op.bad("WithRange: empty range end")
+		}
+		op.end = end
+	}
+}
+
+// WithFromKey makes the operation cover every key from key on.
+func WithFromKey() OpOption { return func(op *Op) { op.setOpt(optFromKey) } }
+
+// WithLimit caps the number of keys Get or ReadDir returns; 0 is no limit.
+func WithLimit(n int64) OpOption {
+	return func(op *Op) {
+		op.setOpt(optLimit)
+		if n < 0 {
+			op.bad("WithLimit(%d): negative limit", n)
+		}
+		op.limit = n
+	}
+}
+
+// WithSort sorts the keys Get or ReadDir returns.
+func WithSort(target SortTarget, order SortOrder) OpOption {
+	return func(op *Op) {
+		op.setOpt(optSort)
+		if target < SortByKey || target > SortByValue {
+			op.bad("WithSort: unknown target %v", target)
+		}
+		if order < SortNone || order > SortDescend {
+			op.bad("WithSort: unknown order %v", order)
+		}
+		op.sortTarget, op.sortOrder = target, order
+	}
+}
+
+// WithKeysOnly returns keys without values.
+func WithKeysOnly() OpOption { return func(op *Op) { op.setOpt(optKeysOnly) } }
+
+// WithCountOnly returns only the number of keys, in GetResponse.Count.
+func WithCountOnly() OpOption { return func(op *Op) { op.setOpt(optCountOnly) } }
+
+// WithSerializable reads from the member answering, without a round of
+// consensus: faster, and possibly stale.
+func WithSerializable() OpOption { return func(op *Op) { op.setOpt(optSerializable) } }
+
+// WithLease attaches the key to lease id (Set, SetNX, SetX, OpPut), or asks
+// Grant for this lease ID.
+func WithLease(id LeaseID) OpOption {
+	return func(op *Op) {
+		op.setOpt(optLease)
+		if id <= 0 {
+			op.bad("WithLease(%d): lease ID must be positive", id)
+		}
+		op.lease = id
+	}
+}
+
+// WithPrevKV returns the previous key-value pair: in PutResponse.PrevKv, in
+// DeleteResponse.PrevKvs, or in each watch event's PrevKv.
+func WithPrevKV() OpOption { return func(op *Op) { op.setOpt(optPrevKV) } }
+
+// WithIgnoreValue updates the key keeping its current value (the value given
+// must be nil); etcd refuses it for a key that does not exist.
+func WithIgnoreValue() OpOption { return func(op *Op) { op.setOpt(optIgnoreValue) } }
+
+// WithIgnoreLease updates the key keeping its current lease; etcd refuses it
+// for a key that does not exist.
+func WithIgnoreLease() OpOption { return func(op *Op) { op.setOpt(optIgnoreLease) } }
+
+// WithProgressNotify makes etcd send a watch periodic responses with no events
+// (WatchResponse.IsProgressNotify), which also move the watch's resume point.
+func WithProgressNotify() OpOption { return func(op *Op) { op.setOpt(optProgressNotify) } }
+
+// WithFilterPut makes a watch skip put events.
+func WithFilterPut() OpOption { return func(op *Op) { op.setOpt(optFilterPut) } }
+
+// WithFilterDelete makes a watch skip delete events.
+func WithFilterDelete() OpOption { return func(op *Op) { op.setOpt(optFilterDelete) } }
+
+// WithFragment lets etcd split a watch response larger than its request size
+// limit into fragments; the client joins them again into one WatchResponse.
+func WithFragment() OpOption { return func(op *Op) { op.setOpt(optFragment) } }
+
+// WithWatchID asks etcd for this watch ID; 0 lets etcd choose.
+func WithWatchID(id int64) OpOption {
+	return func(op *Op) {
+		op.setOpt(optWatchID)
+		if id < 0 {
+			op.bad("WithWatchID(%d): negative ID", id)
+		}
+		op.watchID = id
+	}
+}
+
+// WithMinModRev keeps only keys modified at or after rev.
+func WithMinModRev(rev int64) OpOption { return revFilter(optMinModRev, rev) }
+
+// WithMaxModRev keeps only keys modified at or before rev.
+func WithMaxModRev(rev int64) OpOption { return revFilter(optMaxModRev, rev) }
+
+// WithMinCreateRev keeps only keys created at or after rev.
+func WithMinCreateRev(rev int64) OpOption { return revFilter(optMinCreateRev, rev) }
+
+// WithMaxCreateRev keeps only keys created at or before rev.
+func WithMaxCreateRev(rev int64) OpOption { return revFilter(optMaxCreateRev, rev) }
+
+func revFilter(o opt, rev int64) OpOption {
+	return func(op *Op) {
+		op.setOpt(o)
+		if rev < 0 {
+			op.bad("%s(%d): negative revision", o, rev)
+		}
+		switch o {
+		case optMinModRev:
+			op.minModRev = rev
+		case optMaxModRev:
+			op.maxModRev = rev
+		case optMinCreateRev:
+			op.minCreateRev = rev
+		case optMaxCreateRev:
+			op.maxCreateRev = rev
+		}
+	}
+}
+
+// WithCallRequireLeader makes this call fail fast with ErrNoLeader when the
+// member it reaches has no leader; WithRequireLeader does it for every call.
+func WithCallRequireLeader() OpOption { return func(op *Op) { op.setOpt(optRequireLeader) } }
+
+func (o opt) String() string {
+	for i := 0; i < len(optNames); i++ {
+		if o&(1<<i) != 0 {
+			return optNames[i]
+		}
+	}
+	return "option"
+}
+
+// applyOpts applies opts to op and checks that they apply to the operation,
+// named what, which accepts allowed.
+func (op *Op) applyOpts(what string, allowed opt, opts []OpOption) error {
+	for _, o := range opts {
+		if o == nil {
+			return invalidOption("%s: nil option", what)
+		}
+		o(op)
+	}
+	if op.err != nil {
+		return fmt.Errorf("%s: %w", what, op.err)
+	}
+	if extra := op.opts &^ allowed; extra != 0 {
+		return invalidOption("%s does not apply to %s", extra, what)
+	}
+	if n := countBits(op.opts & (optPrefix | optRange | optFromKey)); n > 1 {
+		return invalidOption("%s: WithPrefix, WithRange and WithFromKey exclude each other", what)
+	}
+	if op.opts&optLease != 0 && op.opts&optIgnoreLease != 0 {
+		return invalidOption("%s: WithLease and WithIgnoreLease exclude each other", what)
+	}
+	return nil
+}
+
+func countBits(o opt) int {
+	n := 0
+	for ; o != 0; o &= o - 1 {
+		n++
+	}
+	return n
+}
