@@ -1,0 +1,153 @@
+package etcdtest
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestServerGateway(t *testing.T) {
+	s := NewServer(t, Config{})
+	if got := s.Endpoint(); !strings.HasPrefix(got, "http://127.0.0.1:") {
+		t.Errorf("Endpoint() = %q, want http://127.0.0.1:port", got)
+	}
+	if got, want := s.Endpoint(), "http://"+s.ClientAddr(); got != want {
+		t.Errorf("Endpoint() = %q, want %q", got, want)
+	}
+	if s.Certs() != nil {
+		t.Errorf("Certs() = %+v, want nil without TLS", s.Certs())
+	}
+	gw := newGateway(t, s.Endpoint(), nil)
+
+	status, body := gw.do(http.MethodGet, "/version", nil)
+	var version map[string]string
+	if err := json.Unmarshal(body, &version); err != nil || status != http.StatusOK {
+		t.Fatalf("GET /version = %d %s (%v), want 200 JSON", status, body, err)
+	}
+	if got, want := version["etcdserver"], "3.7.3"; got != want {
+		t.Errorf("etcdserver version = %q, want %q", got, want)
+	}
+
+	status, body = gw.do(http.MethodGet, "/health", nil)
+	var health map[string]string
+	if err := json.Unmarshal(body, &health); err != nil || status != http.StatusOK {
+		t.Fatalf("GET /health = %d %s (%v), want 200 JSON", status, body, err)
+	}
+	if got, want := health["health"], "true"; got != want {
+		t.Errorf("health = %q, want %q", got, want)
+	}
+
+	putRev := gw.put("greeting", "hello, world")
+	value, found, rev := gw.get("greeting")
+	if !found || value != "hello, world" {
+		t.Errorf("range greeting = %q (found %v), want %q", value, found, "hello, world")
+	}
+	if rev != putRev {
+		t.Errorf("range revision = %d, want the put's %d", rev, putRev)
+	}
+}
+
+func TestServerRestartKeepsDataAndEndpoint(t *testing.T) {
+	s := NewServer(t, Config{})
+	endpoint, dir := s.Endpoint(), s.Dir()
+	gw := newGateway(t, endpoint, nil)
+	putRev := gw.put("k", "v1")
+
+	if err := s.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if got := s.Endpoint(); got != endpoint {
+		t.Errorf("Endpoint() after Restart = %q, want %q", got, endpoint)
+	}
+	if got := s.Dir(); got != dir {
+		t.Errorf("Dir() after Restart = %q, want %q", got, dir)
+	}
+	value, found, rev := gw.get("k")
+	if !found || value != "v1" {
+		t.Errorf("after Restart, k = %q (found %v), want v1", value, found)
+	}
+	if rev != putRev {
+		t.Errorf("after Restart, revision = %d, want %d", rev, putRev)
+	}
+
+	// Stop then Restart must work too, and revisions keep counting.
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if s.Running() {
+		t.Error("Running() after Stop = true, want false")
+	}
+	if _, _, err := gw.try(http.MethodGet, "/version", nil); err == nil {
+		t.Error("GET /version on a stopped server succeeded, want a dial error")
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatalf("Restart after Stop: %v", err)
+	}
+	if got, want := gw.put("k", "v2"), putRev+1; got != want {
+		t.Errorf("put after restarts: revision %d, want %d", got, want)
+	}
+}
+
+func TestServerCloseRemovesTempDir(t *testing.T) {
+	s, err := StartServer(Config{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{s.Dir(), filepath.Dir(s.Certs().CAFile)}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("after Close, stat %s: %v, want not exist", dir, err)
+		}
+	}
+	if err := s.Restart(); err == nil {
+		t.Error("Restart after Close succeeded, want an error")
+	}
+}
+
+func TestServerOwnDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s, err := StartServer(Config{Dir: dir, Name: "custom"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Dir(); got != dir {
+		t.Errorf("Dir() = %q, want %q", got, dir)
+	}
+	if got, want := s.Name(), "custom"; got != want {
+		t.Errorf("Name() = %q, want %q", got, want)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A caller's directory is the caller's: Close leaves the data.
+	if _, err := os.Stat(filepath.Join(dir, "member")); err != nil {
+		t.Errorf("after Close, data dir: %v, want it kept", err)
+	}
+}
+
+func TestServerLimits(t *testing.T) {
+	s := NewServer(t, Config{MaxTxnOps: 2, MaxRequestBytes: 1024})
+	gw := newGateway(t, s.Endpoint(), nil)
+
+	op := map[string]any{"request_put": map[string]any{"key": []byte("a"), "value": []byte("b")}}
+	status, body := gw.do(http.MethodPost, "/v3/kv/txn", map[string]any{"success": []any{op, op, op}})
+	if status == http.StatusOK || !strings.Contains(string(body), "too many operations in txn request") {
+		t.Errorf("txn with 3 ops under MaxTxnOps 2 = %d %s, want too many operations", status, body)
+	}
+	status, body = gw.do(http.MethodPost, "/v3/kv/put", map[string]any{"key": []byte("big"), "value": make([]byte, 4096)})
+	if status == http.StatusOK || !strings.Contains(string(body), "request is too large") {
+		t.Errorf("4 KiB put under MaxRequestBytes 1024 = %d %s, want request is too large", status, body)
+	}
+}
