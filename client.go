@@ -44,6 +44,8 @@ type Client struct {
 	closed atomic.Bool
 	wg     sync.WaitGroup // watches, keepalives and other background work
 	bufs   sync.Pool      // *[]byte bodies of answers
+
+	pageHook func() // tests: called after each ReadDir page
 }
 
 // requestHeaders are built once and shared by every request: the transport

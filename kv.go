@@ -154,6 +154,9 @@ func (c *Client) readPages(ctx context.Context, req *wire.RangeRequest, leader b
 			}
 		}
 		res.Kvs = append(res.Kvs, out.Kvs...)
+		if c.pageHook != nil {
+			c.pageHook()
+		}
 		reachedLimit := total > 0 && int64(len(res.Kvs)) >= total
 		if !out.More || len(out.Kvs) == 0 || reachedLimit {
 			res.More = out.More
