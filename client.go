@@ -42,8 +42,13 @@ type Client struct {
 	ctx    context.Context // ends at Close: watches and keepalives stop
 	cancel context.CancelFunc
 	closed atomic.Bool
+	life   sync.Mutex     // orders spawn and Close
 	wg     sync.WaitGroup // watches, keepalives and other background work
 	bufs   sync.Pool      // *[]byte bodies of answers
+
+	muxMu     sync.Mutex
+	muxes     map[*endpoint.Endpoint]*watchMux // duplex watch streams, over HTTP/2
+	evictions atomic.Int64                     // slow watches dropped from a stream and resubscribed
 
 	pageHook func() // tests: called after each ReadDir page
 }
@@ -164,9 +169,12 @@ func (c *Client) setHeaders(token string) {
 // fails calls in flight with ErrClosed, and closes every connection. It waits
 // for the client's goroutines to end. Calling it again does nothing.
 func (c *Client) Close() error {
+	c.life.Lock()
 	if c.closed.Swap(true) {
+		c.life.Unlock()
 		return nil
 	}
+	c.life.Unlock()
 	c.cancel()
 	c.conns.CloseAll()
 	c.wg.Wait()
@@ -174,6 +182,22 @@ func (c *Client) Close() error {
 	c.transport.CloseIdleConnections()
 	c.conns.CloseAll()
 	return nil
+}
+
+// spawn runs f in a goroutine that Close waits for; false if the client is
+// closed.
+func (c *Client) spawn(f func()) bool {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.closed.Load() {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // VersionResponse is the answer of GET /version.
@@ -503,6 +527,7 @@ func (c *Client) probe(ctx context.Context, ep *endpoint.Endpoint) bool {
 	if err != nil {
 		return false
 	}
+	ep.SetProto(resp.ProtoMajor)
 	b, err := c.readAll(resp)
 	if err != nil {
 		return false

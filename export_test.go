@@ -6,3 +6,24 @@ func SetPageHook(c *Client, hook func()) (restore func()) {
 	c.pageHook = hook
 	return func() { c.pageHook = nil }
 }
+
+// WatchStreams reports the client's duplex watch streams and the watches on
+// each.
+func WatchStreams(c *Client) (streams, watches int) {
+	c.muxMu.Lock()
+	defer c.muxMu.Unlock()
+	for _, m := range c.muxes {
+		if !m.dead {
+			streams++
+			watches += len(m.subs)
+		}
+	}
+	return streams, watches
+}
+
+// OpenConns is the number of connections the client has open.
+func OpenConns(c *Client) int { return c.conns.Len() }
+
+// Evictions is how many times a slow watch was dropped from a duplex stream
+// and subscribed again.
+func Evictions(c *Client) int64 { return c.evictions.Load() }

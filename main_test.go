@@ -70,3 +70,24 @@ func testCtx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// etcdtestConfig is what tests vary in their own servers.
+type etcdtestConfig struct {
+	progress time.Duration
+}
+
+// newServer starts an etcd of the test's own, stopped at its end.
+func newServer(t testing.TB, cfg etcdtestConfig) *etcdtest.Server {
+	return etcdtest.NewServer(t, etcdtest.Config{WatchProgressNotifyInterval: cfg.progress})
+}
+
+// newClientOf returns a client of these endpoints, closed at the end of the test.
+func newClientOf(t testing.TB, endpoints ...string) *etcdgw.Client {
+	t.Helper()
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoints...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

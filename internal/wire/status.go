@@ -219,3 +219,33 @@ func Classify(code int, msg string) Kind {
 	}
 	return KindOther
 }
+
+var codeNames = map[string]int{
+	"OK": CodeOK, "Canceled": CodeCanceled, "Unknown": CodeUnknown, "InvalidArgument": CodeInvalidArgument,
+	"DeadlineExceeded": CodeDeadlineExceeded, "NotFound": CodeNotFound, "AlreadyExists": CodeAlreadyExists,
+	"PermissionDenied": CodePermissionDenied, "ResourceExhausted": CodeResourceExhausted,
+	"FailedPrecondition": CodeFailedPrecondition, "Aborted": CodeAborted, "OutOfRange": CodeOutOfRange,
+	"Unimplemented": CodeUnimplemented, "Internal": CodeInternal, "Unavailable": CodeUnavailable,
+	"DataLoss": CodeDataLoss, "Unauthenticated": CodeUnauthenticated,
+}
+
+// ParseCancelReason reads a watch's cancel_reason, which is either a gRPC
+// error string, "rpc error: code = PermissionDenied desc = etcdserver: permission
+// denied", or a bare message such as "mvcc: duplicate watch ID provided on the
+// WatchStream".
+func ParseCancelReason(reason string) Status {
+	const pre, mid = "rpc error: code = ", " desc = "
+	if rest, ok := strings.CutPrefix(reason, pre); ok {
+		if name, desc, ok := strings.Cut(rest, mid); ok {
+			if code, ok := codeNames[name]; ok {
+				return Status{Code: code, Message: desc}
+			}
+		}
+	}
+	code := CodeUnknown
+	switch Classify(CodeUnknown, reason) {
+	case KindCompacted, KindFutureRev:
+		code = CodeOutOfRange
+	}
+	return Status{Code: code, Message: reason}
+}

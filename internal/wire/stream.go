@@ -23,20 +23,19 @@ type LineReader struct {
 	scan  int // where the search for '\n' resumes
 	max   int
 	err   error
+	tail  bool // the last line returned had no newline: the stream ended after it
 }
 
 // NewLineReader returns a reader of r's lines, starting with a buffer of size
-// bytes and refusing lines longer than max bytes (max <= 0: no limit).
-func NewLineReader(r io.Reader, size, max int) *LineReader {
-	return &LineReader{r: r, buf: make([]byte, max1(size, 512)), max: max}
+// bytes and refusing lines longer than limit bytes (limit <= 0: no limit).
+func NewLineReader(r io.Reader, size, limit int) *LineReader {
+	return &LineReader{r: r, buf: make([]byte, max(size, 512)), max: limit}
 }
 
-func max1(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
-}
+// Tail reports whether the line Next last returned was the unterminated end of
+// the stream: a line that fails to decode then is a cut stream, not a
+// malformed message.
+func (l *LineReader) Tail() bool { return l.tail }
 
 // Next returns the next non-blank line without its newline. The slice aliases
 // the reader's buffer and is valid until the next call. At the end of the
@@ -44,6 +43,7 @@ func max1(a, b int) int {
 // streams with an error object and no newline); after it Next returns io.EOF or
 // the read error.
 func (l *LineReader) Next() ([]byte, error) {
+	l.tail = false
 	for {
 		if i := bytes.IndexByte(l.buf[l.scan:l.end], '\n'); i >= 0 {
 			nl := l.scan + i
@@ -64,6 +64,7 @@ func (l *LineReader) Next() ([]byte, error) {
 			line := l.buf[l.start:l.end]
 			l.start, l.scan = l.end, l.end
 			if !isBlank(line) {
+				l.tail = true
 				return line, nil
 			}
 			return nil, l.err
@@ -91,9 +92,6 @@ func (l *LineReader) fill() {
 	l.end += n
 	if err != nil {
 		l.err = err
-	} else if n == 0 {
-		// A reader that returns 0, nil is allowed to; read again.
-		return
 	}
 }
 
