@@ -3,7 +3,9 @@ package etcdgw
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/etcdgw/etcdgw/internal/endpoint"
 	"github.com/etcdgw/etcdgw/internal/wire"
@@ -152,4 +154,122 @@ func (c *Client) Leases(ctx context.Context) (*LeaseLeasesResponse, error) {
 		res.Leases[i] = LeaseID(id)
 	}
 	return res, nil
+}
+
+// Retry pauses of KeepAlive after a failed renewal.
+const (
+	keepAliveRetryMin = 100 * time.Millisecond
+	keepAliveRetryMax = time.Second
+)
+
+// KeepAlive keeps a lease alive until ctx ends: it renews it once at once,
+// returning ErrLeaseNotFound (or another error) if that fails, then in the
+// background every third of its TTL, and delivers each renewal on the channel.
+//
+// The loop never waits for the reader: the channel holds the latest renewal
+// and a reader that falls behind only misses older ones. A failed renewal is
+// retried promptly, on another endpoint when there are several, for as long as
+// the lease can still be saved. The channel closes when ctx ends, the client
+// closes, or the lease is gone: revoked, expired, or not renewed for its whole
+// TTL because etcd could not be reached. A holder of the lease (a lock, a
+// leader) must stop acting on it when the channel closes.
+// [lua-resty-etcd: keepalive, which renews once]
+func (c *Client) KeepAlive(ctx context.Context, id LeaseID) (<-chan *LeaseKeepAliveResponse, error) {
+	sent := time.Now()
+	first, err := c.KeepAliveOnce(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan *LeaseKeepAliveResponse, 1)
+	ch <- first
+	k := &keepAlive{c: c, id: id, out: ch, ttl: first.TTL, deadline: sent.Add(time.Duration(first.TTL) * time.Second)}
+	k.next = sent.Add(k.period())
+	kctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.ctx, cancel)
+	if !c.spawn(func() {
+		defer stop()
+		defer cancel()
+		defer close(ch)
+		k.run(kctx)
+	}) {
+		stop()
+		cancel()
+		return nil, ErrClosed
+	}
+	return ch, nil
+}
+
+// keepAlive is the state of one KeepAlive loop.
+type keepAlive struct {
+	c        *Client
+	id       LeaseID
+	out      chan *LeaseKeepAliveResponse
+	ttl      int64     // seconds, as last granted
+	deadline time.Time // when the lease expires if no renewal lands before
+	next     time.Time // when to renew
+	fails    int
+}
+
+// period is the time between renewals: a third of the TTL.
+func (k *keepAlive) period() time.Duration {
+	return max(time.Duration(k.ttl)*time.Second/3, 100*time.Millisecond)
+}
+
+func (k *keepAlive) run(ctx context.Context) {
+	t := time.NewTimer(time.Until(k.next))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if !now.Before(k.deadline) {
+			return // not renewed within its TTL: the lease has expired
+		}
+		// An attempt must not outlive the lease: past the deadline it is lost
+		// anyway, and the channel must say so on time.
+		actx, cancel := context.WithDeadline(ctx, k.deadline)
+		r, err := k.c.KeepAliveOnce(actx, k.id)
+		cancel()
+		switch {
+		case err == nil:
+			k.fails = 0
+			k.ttl = r.TTL
+			k.deadline = now.Add(time.Duration(r.TTL) * time.Second)
+			k.next = now.Add(k.period())
+			k.deliver(r)
+		case ctx.Err() != nil, errors.Is(err, ErrLeaseNotFound), errors.Is(err, ErrClosed):
+			return
+		default:
+			k.fails++
+			pause := min(keepAliveRetryMin<<min(k.fails-1, 4), keepAliveRetryMax)
+			// Never past the deadline: the channel closes when the lease does.
+			k.next = minTime(time.Now().Add(pause), k.deadline)
+		}
+		t.Reset(time.Until(k.next))
+	}
+}
+
+// deliver puts r on the channel, replacing a renewal nobody read yet.
+func (k *keepAlive) deliver(r *LeaseKeepAliveResponse) {
+	for {
+		select {
+		case k.out <- r:
+			return
+		default:
+		}
+		select {
+		case <-k.out:
+		default:
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
