@@ -133,10 +133,7 @@ func (c *Client) TimeToLive(ctx context.Context, id LeaseID, keys bool) (*LeaseT
 	}
 	res := &LeaseTimeToLiveResponse{Header: ResponseHeader(out.Header), ID: LeaseID(out.ID), TTL: out.TTL, GrantedTTL: out.GrantedTTL}
 	for _, k := range out.Keys {
-		if bytes.HasPrefix(k, c.keyPrefix) {
-			k = k[len(c.keyPrefix):]
-		}
-		res.Keys = append(res.Keys, string(k))
+		res.Keys = append(res.Keys, string(bytes.TrimPrefix(k, c.keyPrefix)))
 	}
 	return res, nil
 }

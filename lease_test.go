@@ -2,7 +2,6 @@ package etcdgw_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -294,7 +293,7 @@ func TestKeepAliveClosesWhenUnreachablePastTTL(t *testing.T) {
 			assert.Greater(t, closedAt.Sub(stopped), 500*time.Millisecond, "not at the first failed renewal")
 			return
 		case <-deadline:
-			t.Fatal(fmt.Sprintf("channel still open %v after etcd stopped", time.Since(stopped)))
+			t.Fatalf("channel still open %v after etcd stopped", time.Since(stopped))
 		}
 	}
 }
