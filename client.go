@@ -231,6 +231,34 @@ func (c *Client) learnVersion(server string) {
 	}
 }
 
+// emptyReplies reports whether ep's gateway answers errors with an empty
+// reply, as etcd 3.4.23 as released does (its gateway library could not
+// marshal errors). Only a 3.4.23 server is suspected, and it is asked once with
+// a request that must fail; a 3.4.23 built otherwise (Debian's) answers it
+// properly, and its closed connections stay failures.
+func (c *Client) emptyReplies(ctx context.Context, ep *endpoint.Endpoint, urlPath string) bool {
+	if v := c.serverVer.Load(); v == nil || *v != "3.4.23" {
+		return false
+	}
+	if known := ep.EmptyErrors.Load(); known != 0 {
+		return known > 0
+	}
+	prefix, _, _ := strings.Cut(urlPath[1:], "/")
+	r := &rpc{path: "/" + prefix + wire.PathRange, rootPath: true, body: []byte("{}"), idempotent: true}
+	b, status, err := c.send(ctx, ep, r.path, r, c.headers.Load())
+	switch {
+	case err != nil && errors.Is(err, io.EOF):
+		ep.EmptyErrors.Store(1)
+		return true
+	case err == nil:
+		c.putBuf(b)
+		if status == 400 {
+			ep.EmptyErrors.Store(-1)
+		}
+	}
+	return false
+}
+
 // prefixFor maps etcdserver's version to the gateway prefix it serves:
 // 3.2 and older /v3alpha, 3.3 /v3beta, 3.4 and later /v3.
 func prefixFor(server string) string {
@@ -345,6 +373,24 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 			notSent := errors.As(err, &nr)
 			if notSent {
 				err = nr.err
+			}
+			if !notSent && errors.Is(err, io.EOF) {
+				// The connection closed with no answer at all.
+				if c.auth != nil && !r.noAuth && !authRetried {
+					// Some gateways drop the connection on a token they refuse
+					// (patroni#2552): fetch a new one, and retry a read once.
+					authRetried = true
+					if _, terr := c.refreshToken(ctx, hdrs.token); terr != nil {
+						return terr
+					}
+					if r.idempotent {
+						continue
+					}
+				}
+				if c.emptyReplies(ctx, ep, urlPath) {
+					return &Error{Code: wire.CodeUnknown, Endpoint: ep.URL,
+						Message: "empty reply: etcd 3.4.23's gateway drops every error answer (etcd-io/etcd#15256); upgrade to 3.4.24 or later"}
+				}
 			}
 			c.ring.Fail(ep)
 			lastErr = fmt.Errorf("etcdgw: %s: %w", ep.URL, err)

@@ -29,6 +29,10 @@ type Endpoint struct {
 	probing        bool
 
 	proto atomic.Int32 // HTTP major version of the last answer; 0 unknown
+
+	// EmptyErrors records whether the endpoint answers errors with an empty
+	// reply (etcd 3.4.23's gateway): 1 yes, -1 no, 0 not known.
+	EmptyErrors atomic.Int32
 }
 
 // SetProto records the HTTP major version an answer came with.
