@@ -136,11 +136,14 @@ var managedHeaders = map[string]bool{
 func WithHeader(key, value string) Option {
 	return func(c *config) error {
 		k := http.CanonicalHeaderKey(strings.TrimSpace(key))
-		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+		if !validHeaderName(k) {
 			return invalidOption("WithHeader: invalid header name %q", key)
 		}
 		if strings.ContainsAny(value, "\r\n") {
 			return invalidOption("WithHeader: header %s: value has a line break", k)
+		}
+		if !validHeaderValue(value) {
+			return invalidOption("WithHeader: header %s: value has a control character", k)
 		}
 		if managedHeaders[k] {
 			return invalidOption("WithHeader: %s is managed by the client", k)
@@ -151,6 +154,35 @@ func WithHeader(key, value string) Option {
 		c.headers.Add(k, value)
 		return nil
 	}
+}
+
+// validHeaderName reports whether name is an RFC 9110 token, as net/http
+// requires of a header name it sends.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether net/http will send value: no control
+// characters but horizontal tab.
+func validHeaderValue(value string) bool {
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // WithAuth makes the client authenticate as username with password: one token
