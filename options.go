@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -258,6 +259,9 @@ func WithRequireLeader() Option {
 // parseEndpoint checks an endpoint URL and returns it normalized as
 // scheme://host:port, with its host:port.
 func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err error) {
+	if !strings.Contains(raw, "://") {
+		return "", "", false, invalidOption("endpoint %q: no scheme: want http://host[:port] or https://host[:port]", raw)
+	}
 	u, perr := url.Parse(raw)
 	if perr != nil {
 		return "", "", false, invalidOption("endpoint %q: %v", raw, perr)
@@ -284,6 +288,9 @@ func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err err
 	}
 	if port == "" {
 		port = "2379"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", false, invalidOption("endpoint %q: port %s is not in 1-65535", raw, port)
 	}
 	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
 		return "", "", false, invalidOption("endpoint %q: invalid IPv6 address", raw)
