@@ -82,6 +82,15 @@ type Config struct {
 	// AuthTokenTTL is the lifetime in seconds of simple tokens.
 	AuthTokenTTL uint
 
+	// HeartbeatInterval and ElectionTimeout are raft's timing. When zero,
+	// a single member uses 10 ms and 100 ms, so that it elects itself
+	// within 100 ms of starting rather than within a second, and cluster
+	// members keep etcd's 100 ms and 1 s, which tolerate a loaded test
+	// machine. The shortest lease etcd grants is 1.5 election timeouts
+	// rounded up to a second: 1 s for a single member, 2 s in a cluster.
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+
 	// StartTimeout bounds the wait for the server to be ready;
 	// DefaultStartTimeout when zero.
 	StartTimeout time.Duration
@@ -106,6 +115,7 @@ type Server struct {
 	// start; later starts find the membership in the data directory.
 	cluster string
 	token   string
+	single  bool // the only member of its cluster
 
 	mu      sync.Mutex
 	etcd    *embed.Etcd
@@ -129,6 +139,7 @@ func StartServer(cfg Config) (*Server, error) {
 		}
 		s.setPorts(ports[0], ports[1])
 		s.cluster = s.name + "=" + s.peerURL.String()
+		s.single = true
 		s.token = "etcdtest-" + strconv.Itoa(ports[1])
 		if err = s.Restart(); err == nil {
 			return s, nil
@@ -337,6 +348,19 @@ func (s *Server) embedConfig() *embed.Config {
 	if s.started {
 		ec.ClusterState = embed.ClusterStateFlagExisting
 	}
+
+	heartbeat, election := 100*time.Millisecond, time.Second
+	if s.single {
+		heartbeat, election = 10*time.Millisecond, 100*time.Millisecond
+	}
+	if s.cfg.HeartbeatInterval > 0 {
+		heartbeat = s.cfg.HeartbeatInterval
+	}
+	if s.cfg.ElectionTimeout > 0 {
+		election = s.cfg.ElectionTimeout
+	}
+	ec.TickMs = uint(heartbeat / time.Millisecond)
+	ec.ElectionMs = uint(election / time.Millisecond)
 
 	// Tests do not survive power loss; fsync only slows them down.
 	ec.UnsafeNoFsync = true

@@ -151,3 +151,16 @@ func TestServerLimits(t *testing.T) {
 		t.Errorf("4 KiB put under MaxRequestBytes 1024 = %d %s, want request is too large", status, body)
 	}
 }
+
+func TestServerLeaseMinimumTTL(t *testing.T) {
+	// The short election timeout of a single member keeps etcd's lease
+	// minimum at one second, so a TTL of 1 is granted as asked.
+	gw := newGateway(t, NewServer(t, Config{}).Endpoint(), nil)
+	var resp struct {
+		TTL int64 `json:"TTL,string"`
+	}
+	gw.wantOK("/v3/lease/grant", map[string]any{"TTL": "1"}, &resp)
+	if got, want := resp.TTL, int64(1); got != want {
+		t.Errorf("granted TTL = %d, want %d", got, want)
+	}
+}
