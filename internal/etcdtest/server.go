@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/grpc"
 )
 
 // DefaultStartTimeout is how long a server waits for etcd to become ready
@@ -121,6 +122,11 @@ type Server struct {
 	etcd    *embed.Etcd
 	started bool // has been ready at least once: restart as "existing"
 	closed  bool
+
+	// grpcServers are the running etcd's gRPC servers, which embed hands
+	// over through Config.ServiceRegister once it serves clients.
+	grpcMu      sync.Mutex
+	grpcServers []*grpc.Server
 }
 
 // StartServer starts a single-member etcd and waits until it serves
@@ -248,8 +254,10 @@ func (s *Server) Running() bool {
 }
 
 // Stop shuts etcd down, closing its listeners and connections, and waits
-// for its goroutines. The data directory stays, so Restart can bring the
-// member back. Stop is idempotent.
+// for its goroutines. Requests in flight and streams such as watches are
+// cut, not drained, as when etcd crashes; a cluster leader still hands
+// over leadership first. The data directory stays, so Restart can bring
+// the member back. Stop is idempotent.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -260,6 +268,17 @@ func (s *Server) Stop() error {
 func (s *Server) stopLocked() {
 	if s.etcd == nil {
 		return
+	}
+	// Stopping gRPC first ends every stream, the ones the gateway proxies
+	// included. Otherwise Close waits out etcd's request timeout (5 s plus
+	// two election timeouts) for each open gateway watch or keepalive
+	// response before it cuts them anyway.
+	s.grpcMu.Lock()
+	servers := s.grpcServers
+	s.grpcServers = nil
+	s.grpcMu.Unlock()
+	for _, gs := range servers {
+		gs.Stop()
 	}
 	s.etcd.Close()
 	s.etcd = nil
@@ -336,6 +355,11 @@ func (s *Server) embedConfig() *embed.Config {
 		lg = zap.NewNop()
 	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
+	ec.ServiceRegister = func(gs *grpc.Server) {
+		s.grpcMu.Lock()
+		defer s.grpcMu.Unlock()
+		s.grpcServers = append(s.grpcServers, gs)
+	}
 	ec.LogLevel = "error"
 
 	ec.ListenClientUrls = []url.URL{s.clientURL}
