@@ -256,3 +256,18 @@ func TestMTLS(t *testing.T) {
 		assert.Equal(t, int64(32), got.Count)
 	})
 }
+
+func TestTLSConfigArrayNotShared(t *testing.T) {
+	certs := testCerts(t)
+	own, err := tls.X509KeyPair(certs.ClientCertPEM, certs.ClientKeyPEM)
+	require.NoError(t, err)
+	// The caller's Certificates slice has spare capacity.
+	cfg := &tls.Config{Certificates: make([]tls.Certificate, 1, 4)}
+	cfg.Certificates[0] = own
+	c, err := etcdgw.New(etcdgw.WithEndpoints("https://127.0.0.1:2379"), etcdgw.WithTLSConfig(cfg),
+		etcdgw.WithClientCert(certs.OtherClientCertPEM, certs.OtherClientKeyPEM))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	require.Len(t, cfg.Certificates, 1)
+	assert.Empty(t, cfg.Certificates[:2][1].Certificate, "New wrote into the spare capacity of the caller's Certificates")
+}
