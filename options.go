@@ -276,8 +276,20 @@ func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err err
 	if u.Host == "" {
 		return "", "", false, invalidOption("endpoint %q: no host", raw)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || (u.Path != "" && u.Path != "/") {
-		return "", "", false, invalidOption("endpoint %q: only scheme://host[:port] is allowed, no path, query or user", raw)
+	var extra string
+	switch {
+	case u.User != nil:
+		extra = "user info (use WithAuth)"
+		raw = u.Redacted() // keep the password out of the error
+	case u.RawQuery != "":
+		extra = "a query"
+	case u.Fragment != "":
+		extra = "a fragment"
+	case u.Opaque != "" || (u.Path != "" && u.Path != "/"):
+		extra = "a path (use WithAPIPrefix for the gateway's)"
+	}
+	if extra != "" {
+		return "", "", false, invalidOption("endpoint %q: has %s: only scheme://host[:port] is allowed", raw, extra)
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
