@@ -53,10 +53,10 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"no scheme, host name", []etcdgw.Option{etcdgw.WithEndpoints("localhost:2379")}, "scheme"},
 		{"no scheme, host only", []etcdgw.Option{etcdgw.WithEndpoints("etcd")}, "scheme"},
 		{"no scheme, IP and port", []etcdgw.Option{etcdgw.WithEndpoints("127.0.0.1:2379")}, "scheme"},
-		{"path", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379/v3")}, "no path"},
-		{"query", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379?x=1")}, "query"},
-		{"user info", []etcdgw.Option{etcdgw.WithEndpoints("http://root:pw@127.0.0.1:2379")}, "user"},
-		{"fragment", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379#frag")}, "scheme://host[:port]"},
+		{"path", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379/v3")}, "has a path"},
+		{"query", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379?x=1")}, "has a query"},
+		{"user info", []etcdgw.Option{etcdgw.WithEndpoints("http://root:pw@127.0.0.1:2379")}, "has user info"},
+		{"fragment", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379#frag")}, "has a fragment"},
 		{"empty port", []etcdgw.Option{etcdgw.WithEndpoints("http://h:")}, "empty port"},
 		{"port not a number", []etcdgw.Option{etcdgw.WithEndpoints("http://h:abc")}, "port"},
 		{"port 0", []etcdgw.Option{etcdgw.WithEndpoints("http://h:0")}, "port"},
@@ -136,6 +136,13 @@ func TestNewRefusesBadOptions(t *testing.T) {
 			assert.True(t, strings.HasPrefix(err.Error(), "etcdgw: "), "got %q, want the etcdgw: prefix", err)
 		})
 	}
+}
+
+func TestNewKeepsPasswordsOutOfErrors(t *testing.T) {
+	_, err := etcdgw.New(etcdgw.WithEndpoints("http://root:s3cret@127.0.0.1:2379"))
+	require.ErrorIs(t, err, etcdgw.ErrInvalidOption)
+	assert.Contains(t, err.Error(), "root")
+	assert.NotContains(t, err.Error(), "s3cret")
 }
 
 func TestNewRefusesManagedHeaders(t *testing.T) {
