@@ -1,6 +1,7 @@
 package etcdgw
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -259,28 +260,32 @@ func WithRequireLeader() Option {
 // parseEndpoint checks an endpoint URL and returns it normalized as
 // scheme://host:port, with its host:port.
 func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err error) {
+	shown := redactPassword(raw) // errors end up in logs
 	if !strings.Contains(raw, "://") {
-		return "", "", false, invalidOption("endpoint %q: no scheme: want http://host[:port] or https://host[:port]", raw)
+		return "", "", false, invalidOption("endpoint %q: no scheme: want http://host[:port] or https://host[:port]", shown)
 	}
 	u, perr := url.Parse(raw)
 	if perr != nil {
-		return "", "", false, invalidOption("endpoint %q: %v", raw, perr)
+		var ue *url.Error
+		if errors.As(perr, &ue) {
+			perr = ue.Err // without the URL, which may hold a password
+		}
+		return "", "", false, invalidOption("endpoint %q: %v", shown, perr)
 	}
 	switch u.Scheme {
 	case "http":
 	case "https":
 		isTLS = true
 	default:
-		return "", "", false, invalidOption("endpoint %q: scheme must be http or https", raw)
+		return "", "", false, invalidOption("endpoint %q: scheme must be http or https", shown)
 	}
 	if u.Host == "" {
-		return "", "", false, invalidOption("endpoint %q: no host", raw)
+		return "", "", false, invalidOption("endpoint %q: no host", shown)
 	}
 	var extra string
 	switch {
 	case u.User != nil:
 		extra = "user info (use WithAuth)"
-		raw = u.Redacted() // keep the password out of the error
 	case u.RawQuery != "":
 		extra = "a query"
 	case u.Fragment != "":
@@ -289,26 +294,49 @@ func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err err
 		extra = "a path (use WithAPIPrefix for the gateway's)"
 	}
 	if extra != "" {
-		return "", "", false, invalidOption("endpoint %q: has %s: only scheme://host[:port] is allowed", raw, extra)
+		return "", "", false, invalidOption("endpoint %q: has %s: only scheme://host[:port] is allowed", shown, extra)
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
-		return "", "", false, invalidOption("endpoint %q: no host", raw)
+		return "", "", false, invalidOption("endpoint %q: no host", shown)
 	}
 	if strings.HasSuffix(u.Host, ":") {
-		return "", "", false, invalidOption("endpoint %q: empty port", raw)
+		return "", "", false, invalidOption("endpoint %q: empty port", shown)
 	}
 	if port == "" {
 		port = "2379"
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", "", false, invalidOption("endpoint %q: port %s is not in 1-65535", raw, port)
+		return "", "", false, invalidOption("endpoint %q: port %s is not in 1-65535", shown, port)
 	}
 	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
-		return "", "", false, invalidOption("endpoint %q: invalid IPv6 address", raw)
+		return "", "", false, invalidOption("endpoint %q: invalid IPv6 address", shown)
 	}
 	hostport = net.JoinHostPort(host, port)
 	return u.Scheme + "://" + hostport, hostport, isTLS, nil
+}
+
+// redactPassword replaces the password of a URL's user info, if any, with
+// "xxxxx", as url.URL.Redacted does, for URLs that may not parse.
+func redactPassword(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	return raw[:i+3] + user + ":xxxxx" + rest[at:]
 }
 
 // SortTarget is the field Get and ReadDir sort by.
