@@ -139,10 +139,19 @@ func TestNewRefusesBadOptions(t *testing.T) {
 }
 
 func TestNewKeepsPasswordsOutOfErrors(t *testing.T) {
-	_, err := etcdgw.New(etcdgw.WithEndpoints("http://root:s3cret@127.0.0.1:2379"))
-	require.ErrorIs(t, err, etcdgw.ErrInvalidOption)
-	assert.Contains(t, err.Error(), "root")
-	assert.NotContains(t, err.Error(), "s3cret")
+	for _, ep := range []string{
+		"http://root:s3cret@127.0.0.1:2379",
+		"https://root:s3cret@127.0.0.1:2379/v3",
+		"http://root:s3cret@h:abc",
+		"http://root:s3cret@[::1",
+		"ftp://root:s3cret@h",
+		"http://root:s3cret@h:0",
+	} {
+		_, err := etcdgw.New(etcdgw.WithEndpoints(ep))
+		require.ErrorIs(t, err, etcdgw.ErrInvalidOption, ep)
+		assert.Contains(t, err.Error(), "root", "the message still shows the URL")
+		assert.NotContains(t, err.Error(), "s3cret", "the message shows the password")
+	}
 }
 
 func TestNewRefusesManagedHeaders(t *testing.T) {
