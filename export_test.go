@@ -27,3 +27,14 @@ func OpenConns(c *Client) int { return c.conns.Len() }
 // Evictions is how many times a slow watch was dropped from a duplex stream
 // and subscribed again.
 func Evictions(c *Client) int64 { return c.evictions.Load() }
+
+// EndpointProto returns the HTTP major version of the last answer from the
+// endpoint with this URL (as normalized by New), or 0 if none came yet.
+func EndpointProto(c *Client, url string) int {
+	for _, ep := range c.ring.Endpoints() {
+		if ep.URL == url {
+			return ep.Proto()
+		}
+	}
+	return 0
+}

@@ -1,10 +1,12 @@
 package etcdgw
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -136,11 +138,14 @@ var managedHeaders = map[string]bool{
 func WithHeader(key, value string) Option {
 	return func(c *config) error {
 		k := http.CanonicalHeaderKey(strings.TrimSpace(key))
-		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+		if !validHeaderName(k) {
 			return invalidOption("WithHeader: invalid header name %q", key)
 		}
 		if strings.ContainsAny(value, "\r\n") {
 			return invalidOption("WithHeader: header %s: value has a line break", k)
+		}
+		if !validHeaderValue(value) {
+			return invalidOption("WithHeader: header %s: value has a control character", k)
 		}
 		if managedHeaders[k] {
 			return invalidOption("WithHeader: %s is managed by the client", k)
@@ -151,6 +156,35 @@ func WithHeader(key, value string) Option {
 		c.headers.Add(k, value)
 		return nil
 	}
+}
+
+// validHeaderName reports whether name is an RFC 9110 token, as net/http
+// requires of a header name it sends.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether net/http will send value: no control
+// characters but horizontal tab.
+func validHeaderValue(value string) bool {
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // WithAuth makes the client authenticate as username with password: one token
@@ -226,38 +260,83 @@ func WithRequireLeader() Option {
 // parseEndpoint checks an endpoint URL and returns it normalized as
 // scheme://host:port, with its host:port.
 func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err error) {
+	shown := redactPassword(raw) // errors end up in logs
+	if !strings.Contains(raw, "://") {
+		return "", "", false, invalidOption("endpoint %q: no scheme: want http://host[:port] or https://host[:port]", shown)
+	}
 	u, perr := url.Parse(raw)
 	if perr != nil {
-		return "", "", false, invalidOption("endpoint %q: %v", raw, perr)
+		var ue *url.Error
+		if errors.As(perr, &ue) {
+			perr = ue.Err // without the URL, which may hold a password
+		}
+		return "", "", false, invalidOption("endpoint %q: %v", shown, perr)
 	}
 	switch u.Scheme {
 	case "http":
 	case "https":
 		isTLS = true
 	default:
-		return "", "", false, invalidOption("endpoint %q: scheme must be http or https", raw)
+		return "", "", false, invalidOption("endpoint %q: scheme must be http or https", shown)
 	}
 	if u.Host == "" {
-		return "", "", false, invalidOption("endpoint %q: no host", raw)
+		return "", "", false, invalidOption("endpoint %q: no host", shown)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || (u.Path != "" && u.Path != "/") {
-		return "", "", false, invalidOption("endpoint %q: only scheme://host[:port] is allowed, no path, query or user", raw)
+	var extra string
+	switch {
+	case u.User != nil:
+		extra = "user info (use WithAuth)"
+	case u.RawQuery != "":
+		extra = "a query"
+	case u.Fragment != "":
+		extra = "a fragment"
+	case u.Opaque != "" || (u.Path != "" && u.Path != "/"):
+		extra = "a path (use WithAPIPrefix for the gateway's)"
+	}
+	if extra != "" {
+		return "", "", false, invalidOption("endpoint %q: has %s: only scheme://host[:port] is allowed", shown, extra)
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
-		return "", "", false, invalidOption("endpoint %q: no host", raw)
+		return "", "", false, invalidOption("endpoint %q: no host", shown)
 	}
 	if strings.HasSuffix(u.Host, ":") {
-		return "", "", false, invalidOption("endpoint %q: empty port", raw)
+		return "", "", false, invalidOption("endpoint %q: empty port", shown)
 	}
 	if port == "" {
 		port = "2379"
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", false, invalidOption("endpoint %q: port %s is not in 1-65535", shown, port)
+	}
 	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
-		return "", "", false, invalidOption("endpoint %q: invalid IPv6 address", raw)
+		return "", "", false, invalidOption("endpoint %q: invalid IPv6 address", shown)
 	}
 	hostport = net.JoinHostPort(host, port)
 	return u.Scheme + "://" + hostport, hostport, isTLS, nil
+}
+
+// redactPassword replaces the password of a URL's user info, if any, with
+// "xxxxx", as url.URL.Redacted does, for URLs that may not parse.
+func redactPassword(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	return raw[:i+3] + user + ":xxxxx" + rest[at:]
 }
 
 // SortTarget is the field Get and ReadDir sort by.

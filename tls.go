@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
+	"slices"
 )
 
 // tlsOptions collects the TLS options; New builds one tls.Config from them.
@@ -114,7 +115,9 @@ func (o *tlsOptions) build() *tls.Config {
 		cfg.InsecureSkipVerify = true
 	}
 	if len(o.certs) > 0 {
-		cfg.Certificates = append(cfg.Certificates, o.certs...)
+		// Clone copies the slice header only: clip it so that the append
+		// cannot write into spare capacity of the caller's array.
+		cfg.Certificates = append(slices.Clip(cfg.Certificates), o.certs...)
 	}
 	if o.roots != nil {
 		cfg.RootCAs = o.roots

@@ -13,18 +13,15 @@ import (
 	"github.com/etcdgw/etcdgw/internal/etcdtest"
 )
 
-func tlsClient(t *testing.T, s *etcdtest.Server, opts ...etcdgw.Option) *etcdgw.Client {
+// caClient is a client of a TLS server that trusts its CA.
+func caClient(t *testing.T, s *etcdtest.Server, opts ...etcdgw.Option) *etcdgw.Client {
 	t.Helper()
-	opts = append([]etcdgw.Option{etcdgw.WithEndpoints(s.Endpoint()), etcdgw.WithCAFile(s.Certs().CAFile)}, opts...)
-	c, err := etcdgw.New(opts...)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c
+	return tlsClient(t, s.Endpoint(), append([]etcdgw.Option{etcdgw.WithCAFile(s.Certs().CAFile)}, opts...)...)
 }
 
 func TestWatchesShareOneH2Stream(t *testing.T) {
 	s := etcdtest.NewServer(t, etcdtest.Config{TLS: true})
-	c := tlsClient(t, s)
+	c := caClient(t, s)
 	ctx := testCtx(t)
 	const n = 20
 	chans := make([]etcdgw.WatchChan, n)
@@ -75,7 +72,7 @@ func TestWatchesShareOneH2Stream(t *testing.T) {
 
 func TestSlowWatchDoesNotStallOthersOnH2(t *testing.T) {
 	s := etcdtest.NewServer(t, etcdtest.Config{TLS: true})
-	c := tlsClient(t, s)
+	c := caClient(t, s)
 	ctx := testCtx(t)
 	slow := c.WatchDir(ctx, "slow/")
 	fast := c.WatchDir(ctx, "fast/")
@@ -111,8 +108,8 @@ func TestSlowWatchDoesNotStallOthersOnH2(t *testing.T) {
 
 func TestH2WatchSurvivesRestart(t *testing.T) {
 	s := etcdtest.NewServer(t, etcdtest.Config{TLS: true})
-	c := tlsClient(t, s)
-	w := tlsClient(t, s)
+	c := caClient(t, s)
+	w := caClient(t, s)
 	ctx := testCtx(t)
 	start, err := w.Get(ctx, "x")
 	require.NoError(t, err)

@@ -17,16 +17,24 @@ import (
 	"time"
 )
 
-// Common names of the generated certificates. They are deliberately not
-// etcd user names: under client-cert auth etcd takes the user name from the
-// CN of a gRPC client certificate, and the server certificate is also the
-// one the gateway presents to etcd's own gRPC port.
-const (
-	caCommonName          = "etcdtest CA"
-	otherCACommonName     = "etcdtest other CA"
-	serverCommonName      = "etcdtest-server"
-	clientCommonName      = "etcdtest-client"
-	otherClientCommonName = "etcdtest-other-client"
+// Subjects of the generated certificates. Only the CAs have a CommonName.
+//
+// Under client-cert auth, etcd takes a gRPC client's user name from the CN
+// of its certificate, and its gateway dials etcd's gRPC port presenting the
+// server certificate. etcd disregards that certificate only when the HTTP
+// request had an Accept header, so a CN on the server certificate could
+// name a real user for requests without token and without Accept; with no
+// CN such requests fail with "permission denied". Once auth is enabled,
+// the gateway also refuses every client certificate with a CN
+// ("CommonName of client sending a request against gateway will be
+// ignored and not used as expected"). Go checks server names against the
+// SANs only.
+var (
+	caSubject          = pkix.Name{CommonName: "etcdtest CA", Organization: []string{"etcdtest"}}
+	otherCASubject     = pkix.Name{CommonName: "etcdtest other CA", Organization: []string{"etcdtest"}}
+	serverSubject      = pkix.Name{Organization: []string{"etcdtest"}, OrganizationalUnit: []string{"server"}}
+	clientSubject      = pkix.Name{Organization: []string{"etcdtest"}, OrganizationalUnit: []string{"client"}}
+	otherClientSubject = pkix.Name{Organization: []string{"etcdtest"}, OrganizationalUnit: []string{"other client"}}
 )
 
 // Certs holds the files and PEM blocks made by [GenerateCerts].
@@ -37,7 +45,9 @@ const (
 // certificate, so without clientAuth every gateway call fails with
 // "bad certificate". The client certificate is signed by the same CA. The
 // "other" CA and its client certificate are unrelated to the first CA and
-// exist for tests that expect a TLS handshake to be rejected.
+// exist for tests that expect a TLS handshake to be rejected. The server
+// and client certificates have no CommonName, which etcd would otherwise
+// take for a user name once auth is enabled.
 type Certs struct {
 	// Dir is the directory holding the files.
 	Dir string
@@ -92,16 +102,16 @@ func generateCerts(dir string, serverUsages []x509.ExtKeyUsage, serverNames []st
 	now := time.Now()
 	notBefore, notAfter := now.Add(-time.Hour), now.Add(24*time.Hour)
 
-	ca, err := newCA(caCommonName, notBefore, notAfter)
+	ca, err := newCA(caSubject, notBefore, notAfter)
 	if err != nil {
 		return nil, err
 	}
-	otherCA, err := newCA(otherCACommonName, notBefore, notAfter)
+	otherCA, err := newCA(otherCASubject, notBefore, notAfter)
 	if err != nil {
 		return nil, err
 	}
 
-	serverTmpl := leafTemplate(serverCommonName, notBefore, notAfter, serverUsages...)
+	serverTmpl := leafTemplate(serverSubject, notBefore, notAfter, serverUsages...)
 	serverTmpl.DNSNames = []string{"localhost"}
 	serverTmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	for _, name := range serverNames {
@@ -115,11 +125,11 @@ func generateCerts(dir string, serverUsages []x509.ExtKeyUsage, serverNames []st
 	if err != nil {
 		return nil, err
 	}
-	client, err := ca.sign(leafTemplate(clientCommonName, notBefore, notAfter, x509.ExtKeyUsageClientAuth))
+	client, err := ca.sign(leafTemplate(clientSubject, notBefore, notAfter, x509.ExtKeyUsageClientAuth))
 	if err != nil {
 		return nil, err
 	}
-	otherClient, err := otherCA.sign(leafTemplate(otherClientCommonName, notBefore, notAfter, x509.ExtKeyUsageClientAuth))
+	otherClient, err := otherCA.sign(leafTemplate(otherClientSubject, notBefore, notAfter, x509.ExtKeyUsageClientAuth))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +207,7 @@ type keyPair struct {
 	keyPEM  []byte
 }
 
-func newCA(cn string, notBefore, notAfter time.Time) (*keyPair, error) {
+func newCA(subject pkix.Name, notBefore, notAfter time.Time) (*keyPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("etcdtest: generate CA key: %w", err)
@@ -208,7 +218,7 @@ func newCA(cn string, notBefore, notAfter time.Time) (*keyPair, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"etcdtest"}},
+		Subject:               subject,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -219,9 +229,9 @@ func newCA(cn string, notBefore, notAfter time.Time) (*keyPair, error) {
 	return finish(tmpl, tmpl, key, key)
 }
 
-func leafTemplate(cn string, notBefore, notAfter time.Time, usages ...x509.ExtKeyUsage) *x509.Certificate {
+func leafTemplate(subject pkix.Name, notBefore, notAfter time.Time, usages ...x509.ExtKeyUsage) *x509.Certificate {
 	return &x509.Certificate{
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"etcdtest"}},
+		Subject:               subject,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
@@ -245,11 +255,11 @@ func (ca *keyPair) sign(tmpl *x509.Certificate) (*keyPair, error) {
 func finish(tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) (*keyPair, error) {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
-		return nil, fmt.Errorf("etcdtest: create certificate %q: %w", tmpl.Subject.CommonName, err)
+		return nil, fmt.Errorf("etcdtest: create certificate %q: %w", tmpl.Subject, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("etcdtest: parse certificate %q: %w", tmpl.Subject.CommonName, err)
+		return nil, fmt.Errorf("etcdtest: parse certificate %q: %w", tmpl.Subject, err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {

@@ -42,6 +42,13 @@ func TestGenerateCerts(t *testing.T) {
 		t.Errorf("client ExtKeyUsage = %v, want %v", got, want)
 	}
 
+	// etcd would take a CN for a user name once auth is enabled.
+	for name, cert := range map[string]*x509.Certificate{"server": server, "client": client, "other client": otherClient} {
+		if cn := cert.Subject.CommonName; cn != "" {
+			t.Errorf("%s CommonName = %q, want none", name, cn)
+		}
+	}
+
 	now := time.Now()
 	for name, cert := range map[string]*x509.Certificate{"ca": ca, "server": server, "client": client, "other client": otherClient} {
 		if !cert.NotBefore.Before(now.Add(-59*time.Minute)) || !cert.NotAfter.After(now.Add(23*time.Hour)) {

@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/grpc"
 )
 
 // DefaultStartTimeout is how long a server waits for etcd to become ready
@@ -82,6 +83,15 @@ type Config struct {
 	// AuthTokenTTL is the lifetime in seconds of simple tokens.
 	AuthTokenTTL uint
 
+	// HeartbeatInterval and ElectionTimeout are raft's timing. When zero,
+	// a single member uses 10 ms and 100 ms, so that it elects itself
+	// within 100 ms of starting rather than within a second, and cluster
+	// members keep etcd's 100 ms and 1 s, which tolerate a loaded test
+	// machine. The shortest lease etcd grants is 1.5 election timeouts
+	// rounded up to a second: 1 s for a single member, 2 s in a cluster.
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+
 	// StartTimeout bounds the wait for the server to be ready;
 	// DefaultStartTimeout when zero.
 	StartTimeout time.Duration
@@ -106,11 +116,17 @@ type Server struct {
 	// start; later starts find the membership in the data directory.
 	cluster string
 	token   string
+	single  bool // the only member of its cluster
 
 	mu      sync.Mutex
 	etcd    *embed.Etcd
 	started bool // has been ready at least once: restart as "existing"
 	closed  bool
+
+	// grpcServers are the running etcd's gRPC servers, which embed hands
+	// over through Config.ServiceRegister once it serves clients.
+	grpcMu      sync.Mutex
+	grpcServers []*grpc.Server
 }
 
 // StartServer starts a single-member etcd and waits until it serves
@@ -129,6 +145,7 @@ func StartServer(cfg Config) (*Server, error) {
 		}
 		s.setPorts(ports[0], ports[1])
 		s.cluster = s.name + "=" + s.peerURL.String()
+		s.single = true
 		s.token = "etcdtest-" + strconv.Itoa(ports[1])
 		if err = s.Restart(); err == nil {
 			return s, nil
@@ -237,8 +254,10 @@ func (s *Server) Running() bool {
 }
 
 // Stop shuts etcd down, closing its listeners and connections, and waits
-// for its goroutines. The data directory stays, so Restart can bring the
-// member back. Stop is idempotent.
+// for its goroutines. Requests in flight and streams such as watches are
+// cut, not drained, as when etcd crashes; a cluster leader still hands
+// over leadership first. The data directory stays, so Restart can bring
+// the member back. Stop is idempotent.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -249,6 +268,17 @@ func (s *Server) Stop() error {
 func (s *Server) stopLocked() {
 	if s.etcd == nil {
 		return
+	}
+	// Stopping gRPC first ends every stream, the ones the gateway proxies
+	// included. Otherwise Close waits out etcd's request timeout (5 s plus
+	// two election timeouts) for each open gateway watch or keepalive
+	// response before it cuts them anyway.
+	s.grpcMu.Lock()
+	servers := s.grpcServers
+	s.grpcServers = nil
+	s.grpcMu.Unlock()
+	for _, gs := range servers {
+		gs.Stop()
 	}
 	s.etcd.Close()
 	s.etcd = nil
@@ -325,6 +355,11 @@ func (s *Server) embedConfig() *embed.Config {
 		lg = zap.NewNop()
 	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
+	ec.ServiceRegister = func(gs *grpc.Server) {
+		s.grpcMu.Lock()
+		defer s.grpcMu.Unlock()
+		s.grpcServers = append(s.grpcServers, gs)
+	}
 	ec.LogLevel = "error"
 
 	ec.ListenClientUrls = []url.URL{s.clientURL}
@@ -337,6 +372,19 @@ func (s *Server) embedConfig() *embed.Config {
 	if s.started {
 		ec.ClusterState = embed.ClusterStateFlagExisting
 	}
+
+	heartbeat, election := 100*time.Millisecond, time.Second
+	if s.single {
+		heartbeat, election = 10*time.Millisecond, 100*time.Millisecond
+	}
+	if s.cfg.HeartbeatInterval > 0 {
+		heartbeat = s.cfg.HeartbeatInterval
+	}
+	if s.cfg.ElectionTimeout > 0 {
+		election = s.cfg.ElectionTimeout
+	}
+	ec.TickMs = uint(heartbeat / time.Millisecond)
+	ec.ElectionMs = uint(election / time.Millisecond)
 
 	// Tests do not survive power loss; fsync only slows them down.
 	ec.UnsafeNoFsync = true

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServerGateway(t *testing.T) {
@@ -149,5 +150,51 @@ func TestServerLimits(t *testing.T) {
 	status, body = gw.do(http.MethodPost, "/v3/kv/put", map[string]any{"key": []byte("big"), "value": make([]byte, 4096)})
 	if status == http.StatusOK || !strings.Contains(string(body), "request is too large") {
 		t.Errorf("4 KiB put under MaxRequestBytes 1024 = %d %s, want request is too large", status, body)
+	}
+}
+
+func TestServerLeaseMinimumTTL(t *testing.T) {
+	// The short election timeout of a single member keeps etcd's lease
+	// minimum at one second, so a TTL of 1 is granted as asked.
+	gw := newGateway(t, NewServer(t, Config{}).Endpoint(), nil)
+	var resp struct {
+		TTL int64 `json:"TTL,string"`
+	}
+	gw.wantOK("/v3/lease/grant", map[string]any{"TTL": "1"}, &resp)
+	if got, want := resp.TTL, int64(1); got != want {
+		t.Errorf("granted TTL = %d, want %d", got, want)
+	}
+}
+
+func TestServerStopEndsGatewayWatches(t *testing.T) {
+	s := NewServer(t, Config{})
+	gw := newGateway(t, s.Endpoint(), nil)
+	w := startWatch(t, gw.client, gw.base, "k")
+
+	// etcd alone would wait its request timeout (over 5 s) for the open
+	// watch response before cutting it.
+	start := time.Now()
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Stop with an open watch took %v, want well under the 5 s request timeout", d)
+	}
+	// The gateway ends the stream with a gRPC Unavailable error line.
+	var last string
+	for {
+		select {
+		case line, ok := <-w.lines:
+			if ok {
+				last = line
+				continue
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("watch still open 10 s after Stop")
+		}
+		break
+	}
+	if !strings.Contains(last, `"error":{"code":14`) {
+		t.Errorf("last watch line = %q, want an error with code 14", last)
 	}
 }
