@@ -317,7 +317,7 @@ func (s *Server) Restart() error {
 			break
 		}
 		// The ports are fixed now: wait for whoever holds them to let go.
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package etcdtest
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -196,5 +197,27 @@ func TestServerStopEndsGatewayWatches(t *testing.T) {
 	}
 	if !strings.Contains(last, `"error":{"code":14`) {
 		t.Errorf("last watch line = %q, want an error with code 14", last)
+	}
+}
+
+func TestServerRestartOnTakenPort(t *testing.T) {
+	s := NewServer(t, Config{})
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", s.ClientAddr())
+	if err != nil {
+		t.Fatalf("take the stopped server's port: %v", err)
+	}
+	err = s.Restart()
+	ln.Close()
+	if !isAddrInUse(err) {
+		t.Fatalf("Restart on a taken port: %v, want address already in use", err)
+	}
+	if s.Running() {
+		t.Error("Running() after a failed Restart = true, want false")
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatalf("Restart once the port is free: %v", err)
 	}
 }
