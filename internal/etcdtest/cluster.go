@@ -15,7 +15,8 @@ import (
 
 // Cluster is a multi-member etcd cluster in this process, every member on
 // its own loopback ports. Members can be stopped and restarted one at a
-// time through [Cluster.Member].
+// time through [Cluster.Member], or all together. Its methods are safe for
+// concurrent use.
 type Cluster struct {
 	members []*Server
 	root    string // temporary directory removed in Close
@@ -158,17 +159,50 @@ func (c *Cluster) Certs() *Certs {
 	return c.members[0].Certs()
 }
 
+// Leader returns the index of the member that leads the cluster, or -1
+// when no running member is the leader, as during an election.
+func (c *Cluster) Leader() int {
+	for i, s := range c.members {
+		if e := s.Etcd(); e != nil && e.Server.Leader() == e.Server.MemberID() {
+			return i
+		}
+	}
+	return -1
+}
+
+// Stop stops every member at once, keeping their data, as a power cut
+// would; Restart brings the cluster back. Stop is idempotent.
+func (c *Cluster) Stop() error {
+	c.each(func(s *Server) error { s.kill(); return nil })
+	return nil
+}
+
+// Restart stops the members that run and starts all of them again on their
+// ports with their data, together: one member alone has no quorum and
+// would never be ready. It waits until every member is ready.
+func (c *Cluster) Restart() error {
+	c.Stop()
+	return c.each((*Server).Restart)
+}
+
+// each calls f on every member concurrently and joins the errors.
+func (c *Cluster) each(f func(*Server) error) error {
+	errs := make([]error, len(c.members))
+	var wg sync.WaitGroup
+	for i, s := range c.members {
+		wg.Go(func() { errs[i] = f(s) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // stopAll stops and closes the members concurrently, without leadership
 // transfers: see Server.kill.
 func (c *Cluster) stopAll() {
-	var wg sync.WaitGroup
-	for _, s := range c.members {
-		wg.Go(func() {
-			s.kill()
-			s.Close()
-		})
-	}
-	wg.Wait()
+	c.each(func(s *Server) error {
+		s.kill()
+		return s.Close()
+	})
 }
 
 // Close stops every member and removes the cluster's directories. It is

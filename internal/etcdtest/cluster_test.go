@@ -3,9 +3,11 @@ package etcdtest
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t, 3, Config{})
 	if got, want := c.Size(), 3; got != want {
 		t.Fatalf("Size() = %d, want %d", got, want)
@@ -52,6 +54,7 @@ func TestCluster(t *testing.T) {
 }
 
 func TestTLSCluster(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t, 3, Config{ClientCertAuth: true})
 	cfg, err := c.Certs().ClientTLSConfig()
 	if err != nil {
@@ -65,5 +68,56 @@ func TestTLSCluster(t *testing.T) {
 		if c.Member(i).Certs() != c.Certs() {
 			t.Errorf("member %d has its own certificates, want the cluster's", i)
 		}
+	}
+}
+
+// waitLeader polls until a member other than not leads the cluster.
+func waitLeader(t *testing.T, c *Cluster, not int) int {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		if l := c.Leader(); l >= 0 && l != not {
+			return l
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("no leader other than %d after 10 s", not)
+		}
+	}
+}
+
+func TestClusterLeaderAndFullRestart(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t, 3, Config{})
+	leader := waitLeader(t, c, -1)
+
+	// Stopping the leader hands leadership over.
+	if err := c.Member(leader).Stop(); err != nil {
+		t.Fatal(err)
+	}
+	next := waitLeader(t, c, leader)
+	rev := newGateway(t, c.Endpoints()[next], nil).put("survives", "restart")
+
+	// One member alone could never become ready: Restart starts them all.
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Size() {
+		if c.Member(i).Running() {
+			t.Errorf("member %d runs after Cluster.Stop", i)
+		}
+	}
+	if got := c.Leader(); got != -1 {
+		t.Errorf("Leader() of a stopped cluster = %d, want -1", got)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	value, _, gotRev := newGateway(t, c.Endpoints()[leader], nil).get("survives")
+	if value != "restart" || gotRev != rev {
+		t.Errorf("after a full restart, survives = %q at revision %d, want restart at %d", value, gotRev, rev)
 	}
 }

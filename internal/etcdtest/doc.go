@@ -5,18 +5,38 @@
 //
 // [StartServer] starts a single embedded etcd (go.etcd.io/etcd/server/v3/embed)
 // on 127.0.0.1 with free ports, its data in a temporary directory and its
-// logs discarded; it is ready in well under a second. [NewServer] does the
-// same for a test and closes the server when the test ends. Neither needs a
-// *testing.T beyond that, so example programs can start a server too.
+// logs discarded; it is ready in about 0.1 s. [NewServer] does the same for
+// a test and closes the server when the test ends. StartServer needs no
+// *testing.T, so example programs can start a server too:
 //
-// [Server.Stop] and [Server.Restart] take a member down and bring it back
-// on the same ports with the same data, so revisions survive: this is how
-// tests exercise reconnects and watch resumption. [StartCluster] starts a
-// cluster whose members can be stopped and restarted one at a time.
+//	srv, err := etcdtest.StartServer(etcdtest.Config{})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer srv.Close()
+//	endpoint := srv.Endpoint() // http://127.0.0.1:<port>
+//
+// [Server.Stop] and [Server.Restart] take a member down, cutting its open
+// streams, and bring it back on the same ports with the same data, so
+// revisions survive: this is how tests exercise reconnects and watch
+// resumption. [StartCluster] starts a cluster in about half a second; its
+// members can be stopped and restarted one at a time, [Cluster.Leader]
+// finds the one to stop for a failover, and [Cluster.Stop] and
+// [Cluster.Restart] take the whole cluster down and back.
+//
+// # TLS and auth
 //
 // Config.TLS serves https with certificates from [GenerateCerts];
 // Config.ClientCertAuth also requires client certificates. [EnableAuth]
 // creates users and roles and turns authentication on.
+//
+// Two etcd behaviours shape the certificates and what tests can expect.
+// Under client-cert auth the gateway dials etcd's gRPC port presenting the
+// server certificate, which therefore carries the clientAuth usage too. And
+// once auth is on, etcd's gateway refuses client certificates that have a
+// CommonName, so the generated ones have none; without a token, gateway
+// requests over mTLS then fail with "permission denied" unless they carry
+// an Accept header, in which case they fail with "user name is empty".
 //
 // # Faults
 //

@@ -105,6 +105,24 @@ func (w *watchStream) wait(t *testing.T) error {
 	}
 }
 
+// drain reads lines until the stream ends, up to 10 s, and returns the
+// last line.
+func (w *watchStream) drain(t *testing.T) string {
+	t.Helper()
+	var last string
+	for {
+		select {
+		case line, ok := <-w.lines:
+			if !ok {
+				return last
+			}
+			last = line
+		case <-time.After(10 * time.Second):
+			t.Fatal("watch still open after 10 s")
+		}
+	}
+}
+
 func (w *watchStream) end() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

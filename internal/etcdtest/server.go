@@ -48,7 +48,9 @@ var tuneRaftHTTP sync.Once
 const bindAttempts = 5
 
 // Config describes an embedded etcd server. The zero value is a plain-HTTP
-// single member with etcd's defaults and its data in a temporary directory.
+// single member with its data in a temporary directory and etcd's
+// defaults, except that fsync is off, bcrypt runs at its minimum cost and a
+// single member's raft timing is faster (see ElectionTimeout).
 type Config struct {
 	// Name is the member name, "etcdtest" when empty. Cluster members are
 	// named Name-0, Name-1 and so on.
@@ -176,7 +178,8 @@ func NewServer(t testing.TB, cfg Config) *Server {
 }
 
 // newServer prepares a server's directories and certificates without ports.
-// index is the member's position in a cluster, or -1 alone.
+// A cluster member gets its data directory in clusterDir and is named after
+// its index; a single server has an empty clusterDir.
 func newServer(cfg Config, clusterDir string, index int) (*Server, error) {
 	s := &Server{cfg: cfg, name: cfg.Name}
 	if s.name == "" {
@@ -257,7 +260,9 @@ func (s *Server) Running() bool {
 // for its goroutines. Requests in flight and streams such as watches are
 // cut, not drained, as when etcd crashes; a cluster leader still hands
 // over leadership first. The data directory stays, so Restart can bring
-// the member back. Stop is idempotent.
+// the member back. Stop is idempotent. A single server stops in
+// milliseconds; a cluster member can take up to a second while its peer
+// connections finish.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -317,7 +322,7 @@ func (s *Server) Restart() error {
 			break
 		}
 		// The ports are fixed now: wait for whoever holds them to let go.
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 	}
 	return err
 }
@@ -360,7 +365,6 @@ func (s *Server) embedConfig() *embed.Config {
 		defer s.grpcMu.Unlock()
 		s.grpcServers = append(s.grpcServers, gs)
 	}
-	ec.LogLevel = "error"
 
 	ec.ListenClientUrls = []url.URL{s.clientURL}
 	ec.AdvertiseClientUrls = []url.URL{s.clientURL}
@@ -468,6 +472,9 @@ func (s *Server) await(e *embed.Etcd) error {
 	case <-e.Server.ReadyNotify():
 		return nil
 	case err = <-e.Err():
+		if err == nil {
+			err = errors.New("etcd exited")
+		}
 		err = fmt.Errorf("etcdtest: start %s: %w", s.name, err)
 	case <-e.Server.StopNotify():
 		err = fmt.Errorf("etcdtest: start %s: server stopped before it was ready", s.name)

@@ -1,10 +1,14 @@
 package etcdtest
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,20 +185,94 @@ func TestServerStopEndsGatewayWatches(t *testing.T) {
 		t.Errorf("Stop with an open watch took %v, want well under the 5 s request timeout", d)
 	}
 	// The gateway ends the stream with a gRPC Unavailable error line.
-	var last string
-	for {
-		select {
-		case line, ok := <-w.lines:
-			if ok {
-				last = line
-				continue
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("watch still open 10 s after Stop")
-		}
-		break
-	}
-	if !strings.Contains(last, `"error":{"code":14`) {
+	if last := w.drain(t); !strings.Contains(last, `"error":{"code":14`) {
 		t.Errorf("last watch line = %q, want an error with code 14", last)
+	}
+}
+
+func TestServerRestartOnTakenPort(t *testing.T) {
+	s := NewServer(t, Config{})
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", s.ClientAddr())
+	if err != nil {
+		t.Fatalf("take the stopped server's port: %v", err)
+	}
+	err = s.Restart()
+	ln.Close()
+	if !isAddrInUse(err) {
+		t.Fatalf("Restart on a taken port: %v, want address already in use", err)
+	}
+	if s.Running() {
+		t.Error("Running() after a failed Restart = true, want false")
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatalf("Restart once the port is free: %v", err)
+	}
+}
+
+func TestServerPassesOptionsToEtcd(t *testing.T) {
+	cfg := Config{
+		MaxRequestBytes:             4096,
+		MaxTxnOps:                   7,
+		QuotaBackendBytes:           1 << 20,
+		WatchProgressNotifyInterval: 150 * time.Millisecond,
+		AuthToken:                   "simple",
+		AuthTokenTTL:                42,
+		HeartbeatInterval:           20 * time.Millisecond,
+		ElectionTimeout:             200 * time.Millisecond,
+	}
+	got := NewServer(t, cfg).Etcd().Config()
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"MaxRequestBytes", got.MaxRequestBytes, cfg.MaxRequestBytes},
+		{"MaxTxnOps", got.MaxTxnOps, cfg.MaxTxnOps},
+		{"QuotaBackendBytes", got.QuotaBackendBytes, cfg.QuotaBackendBytes},
+		{"WatchProgressNotifyInterval", got.WatchProgressNotifyInterval, cfg.WatchProgressNotifyInterval},
+		{"AuthToken", got.AuthToken, cfg.AuthToken},
+		{"AuthTokenTTL", got.AuthTokenTTL, cfg.AuthTokenTTL},
+		{"TickMs", got.TickMs, uint(20)},
+		{"ElectionMs", got.ElectionMs, uint(200)},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("etcd %s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestServerQuota(t *testing.T) {
+	s := NewServer(t, Config{QuotaBackendBytes: 256 << 10})
+	gw := newGateway(t, s.Endpoint(), nil)
+	status, body := gw.do(http.MethodPost, "/v3/kv/put", map[string]any{"key": []byte("big"), "value": make([]byte, 512<<10)})
+	if status == http.StatusOK || !strings.Contains(string(body), "database space exceeded") {
+		t.Errorf("512 KiB put under a 256 KiB quota = %d %s, want database space exceeded", status, body)
+	}
+}
+
+func TestServerWatchProgressNotify(t *testing.T) {
+	s := NewServer(t, Config{WatchProgressNotifyInterval: 100 * time.Millisecond})
+	gw := newGateway(t, s.Endpoint(), nil)
+	rev := gw.put("other", "x")
+
+	body, err := json.Marshal(map[string]any{"create_request": map[string]any{"key": []byte("quiet"), "progress_notify": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := gw.client.Post(s.Endpoint()+"/v3/watch", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	// The created line, then a progress notification: a header, no events.
+	for _, want := range []string{`"created":true`, `"revision":"` + strconv.FormatInt(rev, 10) + `"`} {
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.Contains(line, want) || strings.Contains(line, `"events"`) {
+			t.Fatalf("watch line = %q (%v), want one with %s and no events", line, err, want)
+		}
 	}
 }
