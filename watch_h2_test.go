@@ -13,10 +13,13 @@ import (
 	"github.com/etcdgw/etcdgw/internal/etcdtest"
 )
 
-// caClient is a client of a TLS server that trusts its CA.
+// caClient is a client of a TLS server that trusts its CA, with no key prefix.
 func caClient(t *testing.T, s *etcdtest.Server, opts ...etcdgw.Option) *etcdgw.Client {
 	t.Helper()
-	return tlsClient(t, s.Endpoint(), append([]etcdgw.Option{etcdgw.WithCAFile(s.Certs().CAFile)}, opts...)...)
+	c, err := etcdgw.New(append([]etcdgw.Option{etcdgw.WithEndpoints(s.Endpoint()), etcdgw.WithCAFile(s.Certs().CAFile)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func TestWatchesShareOneH2Stream(t *testing.T) {
@@ -124,17 +127,18 @@ func TestH2WatchSurvivesRestart(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.Restart())
-	var last int64
+	revs := make([]int64, 5)
 	for i := 0; i < 5; i++ {
-		var r *etcdgw.PutResponse
 		require.Eventually(t, func() bool {
-			r, err = w.Set(ctx, fmt.Sprintf("d%d/after", i), i)
+			r, err := w.Set(ctx, fmt.Sprintf("d%d/after", i), i)
+			if err == nil {
+				revs[i] = r.Header.Revision
+			}
 			return err == nil
 		}, 15*time.Second, 50*time.Millisecond)
-		last = r.Header.Revision
 	}
 	for i, ch := range chans {
-		got := collect(t, ch, last-int64(4-i))
+		got := collect(t, ch, revs[i])
 		require.Len(t, got, 2, "watch %d", i)
 		assert.Equal(t, fmt.Sprintf("d%d/before", i), got[0].key)
 		assert.Equal(t, fmt.Sprintf("d%d/after", i), got[1].key)

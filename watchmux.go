@@ -206,6 +206,7 @@ func (m *watchMux) read(req *http.Request) {
 	}
 	c.muxMu.Unlock()
 	m.cancel()
+	m.pw.CloseWithError(err) // unblocks a write the transport no longer reads
 	close(m.broken)
 }
 
