@@ -237,7 +237,7 @@ func TestKeepAliveSurvivesRestart(t *testing.T) {
 	c := newClientOf(t, s.Endpoint())
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
-	g, err := c.Grant(ctx, 6)
+	g, err := c.Grant(ctx, 3)
 	require.NoError(t, err)
 	_, err = c.Set(ctx, "k", 1, etcdgw.WithLease(g.ID))
 	require.NoError(t, err)
