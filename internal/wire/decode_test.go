@@ -361,6 +361,12 @@ func TestLineReader(t *testing.T) {
 	lr := NewLineReader(strings.NewReader(strings.Repeat("x", 5000)+"\n"), 16, 1000)
 	_, err := lr.Next()
 	assert.ErrorIs(t, err, ErrLineTooLong)
+	// Also when the whole line, newline included, came in one read.
+	lr = NewLineReader(strings.NewReader(strings.Repeat("x", 5000)+"\n"), 8192, 1000)
+	_, err = lr.Next()
+	assert.ErrorIs(t, err, ErrLineTooLong)
+	_, err = lr.Next()
+	assert.ErrorIs(t, err, ErrLineTooLong, "and it stays an error")
 	big := strings.Repeat("y", 4<<20)
 	lr = NewLineReader(strings.NewReader(big+"\nz\n"), 512, 0)
 	line, err := lr.Next()

@@ -52,6 +52,11 @@ func (l *LineReader) Next() ([]byte, error) {
 			if isBlank(line) {
 				continue
 			}
+			if l.max > 0 && len(line) > l.max {
+				l.err = fmt.Errorf("%w (%d bytes)", ErrLineTooLong, l.max)
+				l.start, l.scan = l.end, l.end
+				return nil, l.err
+			}
 			return line, nil
 		}
 		l.scan = l.end
