@@ -216,14 +216,9 @@ func (w *watcher) stream(ep *endpoint.Endpoint) outcome {
 	if err != nil {
 		return w.endOrRetry(err)
 	}
-	if c.auth != nil {
-		if _, err := c.token(w.ctx); err != nil {
-			return w.endOrRetry(err)
-		}
-	}
-	req := w.req
-	if w.nextRev > 0 {
-		req.StartRevision = w.nextRev
+	req, err := w.request()
+	if err != nil {
+		return w.endOrRetry(err)
 	}
 	hdrs := c.headers.Load()
 	// The whole body is written at once: over HTTP/1.1 the gateway may drop
@@ -425,4 +420,20 @@ func (w *watcher) terminal(err error) outcome {
 		w.deliver(WatchResponse{Canceled: true, err: err})
 	}
 	return done
+}
+
+// request returns the create request of the next stream: it starts after the
+// last delivered revision. With auth on it first makes sure a token is at
+// hand, so that the stream is not opened only to fail for want of one.
+func (w *watcher) request() (wire.WatchCreateRequest, error) {
+	if w.c.auth != nil {
+		if _, err := w.c.token(w.ctx); err != nil {
+			return wire.WatchCreateRequest{}, err
+		}
+	}
+	req := w.req
+	if w.nextRev > 0 {
+		req.StartRevision = w.nextRev
+	}
+	return req, nil
 }

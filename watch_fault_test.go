@@ -115,24 +115,11 @@ func TestWatchSurvivesCutsWhileWriting(t *testing.T) {
 	ch := c.WatchDir(ctx, "c/", etcdgw.WithRev(from))
 	require.True(t, next(t, ch).Created)
 
-	const n = 400
-	progress := make(chan int, n)
-	var last int64
-	var werr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		last, werr = writer(ctx, w, "c/", n, progress)
-		close(progress)
-	}()
-	for i := range progress {
+	last := writeDuring(t, ctx, w, "c/", 400, func(i int) {
 		if i%80 == 40 {
 			p.CutAll()
 		}
-	}
-	wg.Wait()
-	require.NoError(t, werr)
+	})
 	got := collect(t, ch, last)
 	want := history(t, shared.Endpoint(), prefix+"c/", from, last)
 	for i := range want {

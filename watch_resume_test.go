@@ -78,6 +78,28 @@ func writer(ctx context.Context, c *etcdgw.Client, prefix string, n int, progres
 	return last, nil
 }
 
+// writeDuring puts n keys under dir with writer while calling during with
+// the index of each key written, and returns the revision of the last put.
+func writeDuring(t *testing.T, ctx context.Context, c *etcdgw.Client, dir string, n int, during func(i int)) int64 {
+	t.Helper()
+	progress := make(chan int, n)
+	var last int64
+	var werr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		last, werr = writer(ctx, c, dir, n, progress)
+		close(progress)
+	}()
+	for i := range progress {
+		during(i)
+	}
+	wg.Wait()
+	require.NoError(t, werr)
+	return last
+}
+
 func TestWatchSurvivesServerRestarts(t *testing.T) {
 	s := newServer(t, etcdtestConfig{})
 	wc := newClientOf(t, s.Endpoint())
@@ -92,26 +114,14 @@ func TestWatchSurvivesServerRestarts(t *testing.T) {
 	require.True(t, next(t, ch).Created)
 
 	const n = 300
-	progress := make(chan int, n)
-	var last int64
-	var werr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		last, werr = writer(ctx, wc, "r/", n, progress)
-		close(progress)
-	}()
 	restarts := 0
-	for i := range progress {
+	last := writeDuring(t, ctx, wc, "r/", n, func(i int) {
 		if i == 100 || i == 200 {
 			require.NoError(t, s.Restart())
 			t.Logf("restart %d done %v", i, time.Since(t0))
 			restarts++
 		}
-	}
-	wg.Wait()
-	require.NoError(t, werr)
+	})
 	require.Equal(t, 2, restarts)
 
 	t.Logf("writer done %v", time.Since(t0))

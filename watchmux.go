@@ -286,14 +286,9 @@ func (m *watchMux) dispatch(msg *wire.WatchResponse) {
 // watch ends, or the stream drops it for being slow.
 func (w *watcher) muxStream(ep *endpoint.Endpoint) outcome {
 	c := w.c
-	if c.auth != nil {
-		if _, err := c.token(w.ctx); err != nil {
-			return w.endOrRetry(err)
-		}
-	}
-	req := w.req
-	if w.nextRev > 0 {
-		req.StartRevision = w.nextRev
+	req, err := w.request()
+	if err != nil {
+		return w.endOrRetry(err)
 	}
 	m, sub, err := c.subscribe(w, ep, &req)
 	if err != nil {
@@ -311,27 +306,15 @@ func (w *watcher) muxStream(ep *endpoint.Endpoint) outcome {
 			}
 		case <-sub.evicted:
 			// Handle what was buffered before the drop, then subscribe again.
-			for {
-				select {
-				case msg := <-sub.in:
-					if o, end := w.handle(&msg, ep); end {
-						return o
-					}
-				default:
-					return again
-				}
+			if o, end := w.drain(sub, ep); end {
+				return o
 			}
+			return again
 		case <-m.broken:
-			for {
-				select {
-				case msg := <-sub.in:
-					if o, end := w.handle(&msg, ep); end {
-						return o
-					}
-				default:
-					return w.muxBroken(ep, m.err)
-				}
+			if o, end := w.drain(sub, ep); end {
+				return o
 			}
+			return w.muxBroken(ep, m.err)
 		case <-w.ctx.Done():
 			return done
 		}
@@ -351,4 +334,19 @@ func (w *watcher) muxBroken(ep *endpoint.Endpoint, err error) outcome {
 		return w.terminal(fmt.Errorf("%w: watch on %s: %v; WithFragment splits large revisions", ErrMalformedResponse, ep.URL, err))
 	}
 	return w.transient(ep)
+}
+
+// drain handles the messages sub buffered before its stream went away; end
+// reports that one of them ended the watch, with o the outcome.
+func (w *watcher) drain(sub *muxSub, ep *endpoint.Endpoint) (o outcome, end bool) {
+	for {
+		select {
+		case msg := <-sub.in:
+			if o, end := w.handle(&msg, ep); end {
+				return o, true
+			}
+		default:
+			return o, false
+		}
+	}
 }
