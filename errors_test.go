@@ -209,11 +209,9 @@ func TestErrorMessages(t *testing.T) {
 	}
 }
 
-func TestErrorsOfEveryCall(t *testing.T) {
-	// Every unary call maps an error answer, unary bodies and keepalive alike.
-	c, _ := fakeGateway(t, answer(400, `{"code":11,"message":"`+msgCompacted+`"}`))
-	ctx := testCtx(t)
-	calls := map[string]func() error{
+// everyUnaryCall returns a call of each unary method of c, by name.
+func everyUnaryCall(ctx context.Context, c *etcdgw.Client) map[string]func() error {
+	return map[string]func() error{
 		"Get":           func() error { _, err := c.Get(ctx, "k"); return err },
 		"Set":           func() error { _, err := c.Set(ctx, "k", "v"); return err },
 		"SetNX":         func() error { _, err := c.SetNX(ctx, "k", "v"); return err },
@@ -230,6 +228,13 @@ func TestErrorsOfEveryCall(t *testing.T) {
 		"Leases":        func() error { _, err := c.Leases(ctx); return err },
 		"Version":       func() error { _, err := c.Version(ctx); return err },
 	}
+}
+
+func TestErrorsOfEveryCall(t *testing.T) {
+	// Every unary call maps an error answer, unary bodies and keepalive alike.
+	c, _ := fakeGateway(t, answer(400, `{"code":11,"message":"`+msgCompacted+`"}`))
+	ctx := testCtx(t)
+	calls := everyUnaryCall(ctx, c)
 	for name, call := range calls {
 		err := call()
 		assert.ErrorIs(t, err, etcdgw.ErrCompacted, name)

@@ -270,23 +270,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 	require.NoError(t, c.Close())
 	require.NoError(t, c.Close(), "a second Close")
 
-	calls := map[string]func() error{
-		"Version":       func() error { _, err := c.Version(ctx); return err },
-		"Get":           func() error { _, err := c.Get(ctx, "k"); return err },
-		"Set":           func() error { _, err := c.Set(ctx, "k", "v"); return err },
-		"SetNX":         func() error { _, err := c.SetNX(ctx, "k", "v"); return err },
-		"SetX":          func() error { _, err := c.SetX(ctx, "k", "v"); return err },
-		"Delete":        func() error { _, err := c.Delete(ctx, "k"); return err },
-		"ReadDir":       func() error { _, err := c.ReadDir(ctx, "d/"); return err },
-		"RmDir":         func() error { _, err := c.RmDir(ctx, "d/"); return err },
-		"Compact":       func() error { return c.Compact(ctx, 1) },
-		"Txn":           func() error { _, err := c.Txn(ctx).Then(etcdgw.OpGet("k")).Commit(); return err },
-		"Grant":         func() error { _, err := c.Grant(ctx, 10); return err },
-		"Revoke":        func() error { _, err := c.Revoke(ctx, 1); return err },
-		"KeepAliveOnce": func() error { _, err := c.KeepAliveOnce(ctx, 1); return err },
-		"TimeToLive":    func() error { _, err := c.TimeToLive(ctx, 1, false); return err },
-		"Leases":        func() error { _, err := c.Leases(ctx); return err },
-	}
+	calls := everyUnaryCall(ctx, c)
 	for name, call := range calls {
 		assert.ErrorIs(t, call(), etcdgw.ErrClosed, name)
 	}
