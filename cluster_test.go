@@ -381,3 +381,26 @@ func TestRequireLeaderHeader(t *testing.T) {
 		"/v3/kv/put=true",   // WithRequireLeader
 	}, got)
 }
+
+func TestLoneEndpointBackOnFirstCallAfterFailTimeout(t *testing.T) {
+	gate := tcpProxy(t, shared.ClientAddr())
+	const failTimeout = 200 * time.Millisecond
+	c := clientOf(t, gate.Endpoint("http"), etcdgw.WithAPIPrefix("/v3"), etcdgw.WithHealthCheck(failTimeout, 1))
+	ctx := testCtx(t)
+	_, err := c.Get(ctx, "k")
+	require.NoError(t, err)
+
+	require.NoError(t, gate.SetRefuse(true))
+	gate.CutAll()
+	_, err = c.Get(ctx, "k")
+	require.Error(t, err)
+	marked := time.Now()
+	_, err = c.Get(ctx, "k")
+	require.ErrorIs(t, err, etcdgw.ErrNoHealthyEndpoint)
+	require.NoError(t, gate.SetRefuse(false))
+
+	// The fail timeout passing is what is under test, so it is waited out.
+	time.Sleep(failTimeout - time.Since(marked) + 50*time.Millisecond)
+	_, err = c.Get(ctx, "k")
+	require.NoError(t, err, "the first call after the fail timeout probes the endpoint and uses it")
+}
