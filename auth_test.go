@@ -2,10 +2,14 @@ package etcdgw_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,4 +336,237 @@ func TestAuthTokenThatKeepsFailing(t *testing.T) {
 		assert.Equal(t, 2, f.count(pathAuth))
 		assert.Equal(t, 2, f.count("/v3/watch"), "one retry, not a loop")
 	})
+}
+
+func TestAuthH2WatchesSurviveRestart(t *testing.T) {
+	s := etcdtest.NewServer(t, etcdtest.Config{Name: "authtls", TLS: true})
+	tlsCfg, err := s.Certs().ClientTLSConfig()
+	require.NoError(t, err)
+	require.NoError(t, etcdtest.EnableAuth(s.Endpoint(), tlsCfg, rootPassword,
+		etcdtest.User{Name: "rw", Password: rwPassword, WritePrefix: []string{"app/"}}))
+	c := caClient(t, s, etcdgw.WithAuth("rw", rwPassword))
+	root := caClient(t, s, etcdgw.WithAuth("root", rootPassword))
+	ctx := testCtx(t)
+
+	start, err := root.Get(ctx, "app/")
+	require.NoError(t, err)
+	from := start.Header.Revision + 1
+	const n = 6
+	var chans []etcdgw.WatchChan
+	for i := range n {
+		ch := c.WatchDir(ctx, fmt.Sprintf("app/%d/", i), etcdgw.WithRev(from))
+		require.True(t, next(t, ch).Created)
+		chans = append(chans, ch)
+	}
+	streams, watches := etcdgw.WatchStreams(c)
+	require.Equal(t, 1, streams, "the watches share one HTTP/2 stream")
+	require.Equal(t, n, watches)
+	for i := range n {
+		_, err := root.Set(ctx, fmt.Sprintf("app/%d/before", i), i)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Restart())
+	revs := make([]int64, n)
+	for i := range n {
+		require.Eventually(t, func() bool {
+			r, err := root.Set(ctx, fmt.Sprintf("app/%d/after", i), i)
+			if err == nil {
+				revs[i] = r.Header.Revision
+			}
+			return err == nil
+		}, 15*time.Second, 50*time.Millisecond)
+	}
+	for i, ch := range chans {
+		got := collect(t, ch, revs[i])
+		require.Len(t, got, 2, "watch %d", i)
+		assert.Equal(t, fmt.Sprintf("app/%d/before", i), got[0].key)
+		assert.Equal(t, fmt.Sprintf("app/%d/after", i), got[1].key)
+	}
+	// A new watch after the restart works too.
+	ch := c.Watch(ctx, "app/new")
+	r := next(t, ch)
+	require.NoError(t, r.Err())
+	require.True(t, r.Created)
+}
+
+// tokenGateway is a fake gateway whose tokens die when told, as etcd's
+// simple tokens do when it restarts or they expire. A watch stream checks
+// the token it was opened with at each create_request, as etcd does.
+type tokenGateway struct {
+	srv *httptest.Server
+
+	mu     sync.Mutex
+	issued int
+	valid  map[string]bool
+	counts map[string]int
+	hold   chan struct{} // when set, a create refused for its token waits for it to close
+	ids    int64
+}
+
+func newTokenGateway(t *testing.T, h2 bool) *tokenGateway {
+	g := &tokenGateway{valid: map[string]bool{}, counts: map[string]int{}}
+	g.srv = httptest.NewUnstartedServer(http.HandlerFunc(g.serve))
+	if h2 {
+		g.srv.EnableHTTP2 = true
+		g.srv.StartTLS()
+	} else {
+		g.srv.Start()
+	}
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+// client returns a client of the gateway with auth, closed when the test ends.
+func (g *tokenGateway) client(t *testing.T) *etcdgw.Client {
+	opts := []etcdgw.Option{etcdgw.WithEndpoints(g.srv.URL), etcdgw.WithAPIPrefix("/v3"), etcdgw.WithAuth("user", "Fake-Passw0rd")}
+	if cert := g.srv.Certificate(); cert != nil {
+		pool := x509.NewCertPool()
+		pool.AddCert(cert)
+		opts = append(opts, etcdgw.WithTLSConfig(&tls.Config{RootCAs: pool}))
+	}
+	c, err := etcdgw.New(opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (g *tokenGateway) count(path string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.counts[path]
+}
+
+// killTokens makes every token issued so far invalid.
+func (g *tokenGateway) killTokens() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	clear(g.valid)
+}
+
+func (g *tokenGateway) isValid(token string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.valid[token]
+}
+
+const invalidToken = `{"error":"etcdserver: invalid auth token","code":16,"message":"etcdserver: invalid auth token"}`
+
+func (g *tokenGateway) serve(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	g.counts[r.URL.Path]++
+	g.mu.Unlock()
+	token := r.Header.Get("Authorization")
+	switch r.URL.Path {
+	case "/health":
+		answer(http.StatusOK, `{"health":"true"}`)(w, r)
+	case pathAuth:
+		g.mu.Lock()
+		g.issued++
+		tok := fmt.Sprintf("tok%d", g.issued)
+		g.valid[tok] = true
+		g.mu.Unlock()
+		answer(http.StatusOK, `{"header":{"revision":"1"},"token":"`+tok+`"}`)(w, r)
+	case "/v3/kv/range":
+		if g.isValid(token) {
+			answer(http.StatusOK, okRange)(w, r)
+		} else {
+			answer(http.StatusUnauthorized, invalidToken)(w, r)
+		}
+	case "/v3/watch":
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex()
+		w.WriteHeader(http.StatusOK)
+		rc.Flush()
+		dec := json.NewDecoder(r.Body)
+		for {
+			var m struct {
+				Create json.RawMessage `json:"create_request"`
+			}
+			if dec.Decode(&m) != nil {
+				return
+			}
+			if m.Create == nil {
+				continue
+			}
+			var line string
+			if g.isValid(token) {
+				g.mu.Lock()
+				g.ids++
+				line = fmt.Sprintf(`{"result":{"header":{"revision":"5"},"watch_id":"%d","created":true}}`, g.ids)
+				g.mu.Unlock()
+			} else {
+				g.mu.Lock()
+				hold := g.hold
+				g.mu.Unlock()
+				if hold != nil {
+					select {
+					case <-hold:
+					case <-r.Context().Done():
+						return
+					}
+				}
+				line = `{"result":{"header":{"revision":"5"},"watch_id":"-1","created":true,"canceled":true,"cancel_reason":"rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"}}`
+			}
+			io.WriteString(w, line+"\n")
+			rc.Flush()
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// A watch refused for a token that a concurrent call has already replaced
+// uses the replacement: it fetches no token of its own.
+func TestAuthWatchRefusedForReplacedToken(t *testing.T) {
+	g := newTokenGateway(t, false)
+	c := g.client(t)
+	ctx := testCtx(t)
+	_, err := c.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, 1, g.count(pathAuth))
+
+	g.killTokens()
+	hold := make(chan struct{})
+	g.mu.Lock()
+	g.hold = hold
+	g.mu.Unlock()
+	ch := c.Watch(ctx, "k")
+	require.Eventually(t, func() bool { return g.count("/v3/watch") == 1 }, 10*time.Second, 5*time.Millisecond)
+	_, err = c.Get(ctx, "k")
+	require.NoError(t, err, "the call fetches a new token")
+	require.Equal(t, 2, g.count(pathAuth))
+
+	close(hold) // the watch now hears that its token is dead
+	r := next(t, ch)
+	require.NoError(t, r.Err())
+	require.True(t, r.Created)
+	assert.Equal(t, 2, g.count(pathAuth), "the watch took the token the call fetched")
+	assert.Equal(t, 2, g.count("/v3/watch"))
+}
+
+// Over HTTP/2 a new watch does not join a stream opened with a token that
+// has been replaced: etcd would refuse it there, again and again.
+func TestAuthH2WatchAvoidsStreamOfReplacedToken(t *testing.T) {
+	g := newTokenGateway(t, true)
+	c := g.client(t)
+	ctx := testCtx(t)
+	_, err := c.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, 2, etcdgw.EndpointProto(c, g.srv.URL), "the fake speaks HTTP/2")
+
+	w1 := c.Watch(ctx, "a")
+	require.True(t, next(t, w1).Created)
+	streams, _ := etcdgw.WatchStreams(c)
+	require.Equal(t, 1, streams)
+
+	g.killTokens()
+	_, err = c.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, 2, g.count(pathAuth))
+
+	w2 := c.Watch(ctx, "b")
+	r := next(t, w2)
+	require.NoError(t, r.Err(), "a new watch is not sent on the stream of the dead token")
+	require.True(t, r.Created)
+	assert.Equal(t, 2, g.count(pathAuth), "no token fetched for the watch")
 }
