@@ -2,6 +2,7 @@ package etcdgw_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -41,6 +42,10 @@ func TestCluster(t *testing.T) {
 	t.Run("WritesAndWatchSurviveMemberStop", func(t *testing.T) {
 		restore(t)
 		testWritesAndWatchSurviveMemberStop(t, cl)
+	})
+	t.Run("RequireLeaderFailsFastWithoutLeader", func(t *testing.T) {
+		restore(t)
+		testRequireLeaderWithoutLeader(t, cl)
 	})
 }
 
@@ -164,6 +169,37 @@ func testWritesAndWatchSurviveMemberStop(t *testing.T, cl *etcdtest.Cluster) {
 	require.Equal(t, len(want), len(got))
 	assert.Equal(t, want, got, "every event exactly once, in order, across the member's stop")
 	assert.GreaterOrEqual(t, len(got), n)
+}
+
+func testRequireLeaderWithoutLeader(t *testing.T, cl *etcdtest.Cluster) {
+	// The member left alone loses its leader (or, leading, steps down).
+	alone := follower(t, cl)
+	for i := range cl.Size() {
+		if i != alone {
+			require.NoError(t, cl.Member(i).Stop())
+		}
+	}
+	c := clientOf(t, cl.Member(alone).Endpoint(), etcdgw.WithAPIPrefix("/v3"), etcdgw.WithHealthCheck(0, 1))
+	ctx := testCtx(t)
+	var err error
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = c.Get(cctx, "k", etcdgw.WithCallRequireLeader())
+		cancel()
+		if errors.Is(err, etcdgw.ErrNoLeader) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the member to notice
+	}
+	require.ErrorIs(t, err, etcdgw.ErrNoLeader, "the member without a leader refuses at once")
+
+	// Without the header the same read waits for a leader that never comes.
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = c.Get(cctx, "k")
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, etcdgw.ErrNoLeader)
 }
 
 // deadProxy is a proxy whose target refuses: it accepts each connection and
