@@ -47,6 +47,11 @@ func TestCluster(t *testing.T) {
 		restore(t)
 		testRequireLeaderWithoutLeader(t, cl)
 	})
+	// Last: it turns auth on for good.
+	t.Run("AuthMemberRestart", func(t *testing.T) {
+		restore(t)
+		testAuthMemberRestart(t, cl)
+	})
 }
 
 // follower returns the index of a member that does not lead the cluster.
@@ -200,6 +205,60 @@ func testRequireLeaderWithoutLeader(t *testing.T, cl *etcdtest.Cluster) {
 	_, err = c.Get(cctx, "k")
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, etcdgw.ErrNoLeader)
+}
+
+func testAuthMemberRestart(t *testing.T, cl *etcdtest.Cluster) {
+	require.NoError(t, etcdtest.EnableAuth(cl.Member(0).Endpoint(), nil, rootPassword,
+		etcdtest.User{Name: "rw", Password: rwPassword, WritePrefix: []string{"app/"}}))
+	// A recording proxy in front of each member counts what reaches it.
+	ps := make([]*etcdtest.RecordingProxy, cl.Size())
+	var eps []string
+	for i := range ps {
+		p, err := etcdtest.NewRecordingProxy(cl.Member(i).Endpoint(), nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, p.Close()) })
+		ps[i] = p
+		eps = append(eps, p.Endpoint())
+	}
+	count := func(path string) int {
+		n := 0
+		for _, p := range ps {
+			n += p.Count(path)
+		}
+		return n
+	}
+	ctx := testCtx(t)
+	c, err := etcdgw.New(etcdgw.WithEndpoints(eps...), etcdgw.WithAuth("rw", rwPassword),
+		etcdgw.WithHealthCheck(200*time.Millisecond, 1))
+	require.NoError(t, err)
+	defer c.Close()
+
+	// A token from one member is good on every member: etcd applies the
+	// authentication through raft.
+	for i := range 2 * len(eps) {
+		_, err := c.Set(ctx, fmt.Sprintf("app/m/%d", i), i)
+		require.NoError(t, err)
+	}
+	for i, p := range ps {
+		require.NotZero(t, p.Count("/v3/kv/put"), "member %d got no write", i)
+	}
+	require.Equal(t, 1, count(pathAuth), "one token for the whole cluster")
+
+	// A restarted member forgets its simple tokens; the others keep them.
+	restarted := follower(t, cl)
+	before := ps[restarted].Count("/v3/kv/range")
+	require.NoError(t, cl.Member(restarted).Restart())
+	deadline := time.Now().Add(20 * time.Second)
+	for ps[restarted].Count("/v3/kv/range") == before {
+		require.True(t, time.Now().Before(deadline), "no read reached the restarted member")
+		_, err := c.Get(ctx, "app/m/0")
+		require.NoError(t, err)
+	}
+	for range 2 * len(eps) {
+		_, err := c.Get(ctx, "app/m/0")
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 2, count(pathAuth), "one new token, no thrashing between members")
 }
 
 // deadProxy is a proxy whose target refuses: it accepts each connection and
