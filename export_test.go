@@ -38,3 +38,14 @@ func EndpointProto(c *Client, url string) int {
 	}
 	return 0
 }
+
+// EndpointHealthy reports whether the endpoint with this URL (as normalized by
+// New) is currently marked healthy.
+func EndpointHealthy(c *Client, url string) bool {
+	for _, ep := range c.ring.Endpoints() {
+		if ep.URL == url {
+			return c.ring.Healthy(ep)
+		}
+	}
+	panic("no endpoint " + url)
+}

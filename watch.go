@@ -156,6 +156,7 @@ type watcher struct {
 	pending []*mvccpb.Event // events of fragments not yet complete
 	fails   int             // attempts since the last stream that got going
 	authed  bool            // a new token was fetched for the current attempt
+	token   string          // the auth token the current stream was opened with
 }
 
 // outcome is what a stream's end means to the watch.
@@ -221,6 +222,7 @@ func (w *watcher) stream(ep *endpoint.Endpoint) outcome {
 		return w.endOrRetry(err)
 	}
 	hdrs := c.headers.Load()
+	w.token = hdrs.token
 	// The whole body is written at once: over HTTP/1.1 the gateway may drop
 	// what a client sends after the response has started.
 	r := &rpc{path: wire.PathWatch, body: wire.AppendWatchCreate(nil, &req), idempotent: true, leader: true}
@@ -279,7 +281,9 @@ func (w *watcher) handle(m *wire.WatchResponse, ep *endpoint.Endpoint) (o outcom
 			e := newError(st, ep.URL)
 			if w.c.auth != nil && e.needsNewToken() && !w.authed {
 				w.authed = true
-				if _, err := w.c.refreshToken(w.ctx, w.c.headers.Load().token); err != nil {
+				// The stale token is the stream's: a token fetched meanwhile by
+				// another call is taken as it is.
+				if _, err := w.c.refreshToken(w.ctx, w.token); err != nil {
 					return w.endOrRetry(err), true
 				}
 				return retry, true

@@ -46,6 +46,7 @@ type watchMux struct {
 	ctx    context.Context // the stream's request; cancelling it resets the h2 stream
 	cancel context.CancelFunc
 	pw     *io.PipeWriter
+	token  string // the auth token the stream was opened with
 
 	// Guarded by c.muxMu.
 	subs    map[int64]*muxSub
@@ -82,7 +83,10 @@ func (c *Client) subscribe(w *watcher, ep *endpoint.Endpoint, req *wire.WatchCre
 		return nil, nil, ErrClosed
 	}
 	m := c.muxes[ep]
-	if m == nil || m.dead {
+	// etcd checks a new watch against the token its stream was opened with:
+	// once the client has a new token, new watches go on a new stream. The
+	// old stream keeps its watches, which etcd already accepted.
+	if m == nil || m.dead || m.token != c.headers.Load().token {
 		m, err = c.startMux(ep, prefix)
 		if err != nil {
 			return nil, nil, err
@@ -112,7 +116,9 @@ func (c *Client) unsubscribe(m *watchMux, sub *muxSub) {
 	}
 	if len(m.subs) == 0 && !m.dead {
 		m.dead = true
-		delete(c.muxes, m.ep)
+		if c.muxes[m.ep] == m {
+			delete(c.muxes, m.ep)
+		}
 		m.cancel() // resets the h2 stream; an EOF of the body would not end it
 	}
 }
@@ -147,6 +153,7 @@ func (c *Client) startMux(ep *endpoint.Endpoint, prefix string) (*watchMux, erro
 	}
 	m.ctx, m.cancel = context.WithCancel(c.ctx)
 	hdrs := c.headers.Load()
+	m.token = hdrs.token
 	req, err := c.newRequest(m.ctx, ep, prefix+wire.PathWatch, &rpc{path: wire.PathWatch, idempotent: true, leader: true}, hdrs)
 	if err != nil {
 		m.cancel()
@@ -298,6 +305,7 @@ func (w *watcher) muxStream(ep *endpoint.Endpoint) outcome {
 		return w.endOrRetry(err)
 	}
 	defer c.unsubscribe(m, sub)
+	w.token = m.token
 	for {
 		select {
 		case msg := <-sub.in:
@@ -325,7 +333,7 @@ func (w *watcher) muxStream(ep *endpoint.Endpoint) outcome {
 func (w *watcher) muxBroken(ep *endpoint.Endpoint, err error) outcome {
 	var e *Error
 	if errors.As(err, &e) {
-		return w.status(ep, wire.Status{Code: e.Code, HTTPStatus: e.HTTPStatus, Message: e.Message}, "")
+		return w.status(ep, wire.Status{Code: e.Code, HTTPStatus: e.HTTPStatus, Message: e.Message}, w.token)
 	}
 	if errors.Is(err, ErrMalformedResponse) {
 		return w.terminal(err)

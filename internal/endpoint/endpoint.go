@@ -27,6 +27,7 @@ type Endpoint struct {
 	unhealthyUntil time.Time // zero when healthy
 	lastProbe      time.Time
 	probing        bool
+	probeDone      chan struct{} // closed when the probe in flight ends
 
 	proto atomic.Int32 // HTTP major version of the last answer; 0 unknown
 
@@ -121,13 +122,31 @@ func (r *Ring) Pick(skip []*Endpoint) *Endpoint {
 
 // Recover is for when Pick found nothing: it probes, at once and in turn, the
 // endpoints not in skip that are due for a probe, and returns the first that
-// answers healthy, or nil.
+// answers healthy, or nil. A probe already in flight, such as the one Pick
+// starts when a fail timeout has passed, is waited for rather than skipped:
+// otherwise the first call after the fail timeout of a lone endpoint would
+// fail although the endpoint is back.
 func (r *Ring) Recover(ctx context.Context, skip []*Endpoint) *Endpoint {
 	if r.probe == nil {
 		return nil
 	}
 	for _, e := range r.eps {
-		if contains(skip, e) || !r.claimProbe(e, r.now(), true) {
+		if contains(skip, e) {
+			continue
+		}
+		if !r.claimProbe(e, r.now(), true) {
+			done := r.probeInFlight(e)
+			if done == nil {
+				continue
+			}
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return nil
+			}
+			if r.Healthy(e) {
+				return e
+			}
 			continue
 		}
 		ok := r.probe(ctx, e)
@@ -137,6 +156,17 @@ func (r *Ring) Recover(ctx context.Context, skip []*Endpoint) *Endpoint {
 		}
 	}
 	return nil
+}
+
+// probeInFlight returns a channel closed when the probe of e in flight ends,
+// or nil when there is none.
+func (r *Ring) probeInFlight(e *Endpoint) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.probing {
+		return nil
+	}
+	return e.probeDone
 }
 
 func contains(list []*Endpoint, e *Endpoint) bool {
@@ -192,6 +222,7 @@ func (r *Ring) claimProbe(e *Endpoint, now time.Time, allDown bool) bool {
 		return false
 	}
 	e.probing = true
+	e.probeDone = make(chan struct{})
 	e.lastProbe = now
 	return true
 }
@@ -200,6 +231,10 @@ func (r *Ring) probed(e *Endpoint, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.probing = false
+	if e.probeDone != nil {
+		close(e.probeDone)
+		e.probeDone = nil
+	}
 	if ok {
 		e.fails = 0
 		e.unhealthyUntil = time.Time{}

@@ -157,3 +157,40 @@ func TestConnsCloseAll(t *testing.T) {
 	_, err = conns.Dial(context.Background(), "tcp", ln.Addr().String())
 	assert.ErrorIs(t, err, net.ErrClosed)
 }
+
+func TestRecoverWaitsForProbeInFlight(t *testing.T) {
+	var probes atomic.Int32
+	started := make(chan struct{}, 10)
+	probeOK := make(chan bool, 10)
+	r, eps, clk := newTestRing(1, Config{FailTimeout: 10 * time.Second, Probe: func(ctx context.Context, e *Endpoint) bool {
+		probes.Add(1)
+		started <- struct{}{}
+		return <-probeOK
+	}})
+	defer r.Close()
+	r.Fail(eps[0])
+	clk.add(11 * time.Second)
+	// Pick starts a background probe and reports nothing usable.
+	require.Nil(t, r.Pick(nil))
+	<-started
+	got := make(chan *Endpoint)
+	go func() { got <- r.Recover(context.Background(), nil) }()
+	select {
+	case e := <-got:
+		t.Fatalf("Recover returned %v before the probe in flight answered", e)
+	case <-time.After(50 * time.Millisecond): // a chance to return early, which it must not take
+	}
+	probeOK <- true
+	assert.Same(t, eps[0], <-got, "the probe in flight brought it back")
+	assert.Equal(t, int32(1), probes.Load(), "no second probe")
+
+	// A caller whose ctx ends stops waiting.
+	r.Fail(eps[0])
+	clk.add(11 * time.Second)
+	require.Nil(t, r.Pick(nil))
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.Nil(t, r.Recover(ctx, nil))
+	probeOK <- false
+}
