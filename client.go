@@ -420,6 +420,9 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 				lastErr = e
 				continue
 			}
+			if wire.MayHaveApplied(e.Message) {
+				return fmt.Errorf("%w: %s may have been applied: %w", ErrOutcomeUnknown, r.path, e)
+			}
 			return e
 		}
 		c.ring.Succeed(ep)

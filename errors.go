@@ -88,8 +88,10 @@ var (
 	// ErrClosed is returned by calls on a closed Client.
 	ErrClosed = errors.New("etcdgw: client is closed")
 	// ErrOutcomeUnknown wraps the error of a write whose request may have
-	// reached etcd before the connection failed: it may or may not have been
-	// applied, and it was not retried.
+	// reached etcd before the connection failed, or that etcd answered with a
+	// timeout, a leader change or its stopping after proposing it: it may or
+	// may not have been applied, and it was not retried. The wrapped error
+	// stays reachable through errors.Is and errors.As.
 	ErrOutcomeUnknown = errors.New("etcdgw: outcome unknown")
 	// ErrInvalidOption is returned for a bad option value, or an option that
 	// does not apply to the call, before anything is sent.

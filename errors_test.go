@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,4 +484,31 @@ func TestRealErrorLeaseNotFound(t *testing.T) {
 
 	_, err = c.KeepAliveOnce(ctx, unknown)
 	assert.ErrorIs(t, err, etcdgw.ErrLeaseNotFound)
+}
+
+func TestWriteTimeoutIsOutcomeUnknown(t *testing.T) {
+	// etcd proposed the write and stopped waiting: it may still apply, so the
+	// write is neither retried nor reported as surely failed. A read with the
+	// same answer is retried and fails as plainly unavailable.
+	for _, msg := range []string{"etcdserver: request timed out", "etcdserver: request timed out, possibly due to previous leader failure", "etcdserver: leader changed", "etcdserver: server stopped"} {
+		var calls atomic.Int32
+		c, _ := fakeGateway(t, func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			answer(503, `{"error":"`+msg+`","code":14,"message":"`+msg+`"}`)(w, r)
+		}, etcdgw.WithHealthCheck(0, 1))
+		ctx := testCtx(t)
+		_, err := c.Set(ctx, "k", "v")
+		require.ErrorIs(t, err, etcdgw.ErrOutcomeUnknown, msg)
+		require.ErrorIs(t, err, etcdgw.ErrUnavailable, msg)
+		var e *etcdgw.Error
+		require.ErrorAs(t, err, &e)
+		assert.Equal(t, 503, e.HTTPStatus)
+		assert.Equal(t, int32(1), calls.Load(), "a write is sent once")
+		calls.Store(0)
+
+		_, err = c.Get(ctx, "k")
+		assert.ErrorIs(t, err, etcdgw.ErrUnavailable)
+		assert.NotErrorIs(t, err, etcdgw.ErrOutcomeUnknown, "a read has no outcome to lose")
+		assert.Equal(t, int32(1), calls.Load(), "one endpoint, tried once")
+	}
 }

@@ -192,6 +192,15 @@ var messageKinds = [...]struct {
 	{"too many requests", KindTooManyRequests},
 }
 
+// MayHaveApplied reports whether an error answer with this message leaves a
+// write's outcome open: etcd proposed it and stopped waiting (a timeout, a
+// leader change, the server stopping), so it may still be applied.
+func MayHaveApplied(msg string) bool {
+	return strings.Contains(msg, "request timed out") ||
+		strings.Contains(msg, "leader changed") ||
+		strings.Contains(msg, "server stopped")
+}
+
 // Classify returns the kind of the error with this gRPC code and message.
 func Classify(code int, msg string) Kind {
 	for _, m := range messageKinds {
