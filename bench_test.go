@@ -248,6 +248,7 @@ func inGoroutines(b *testing.B, g int, op func(ctx context.Context) error) {
 	var firstErr atomic.Pointer[error]
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	for range g {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
@@ -260,6 +261,9 @@ func inGoroutines(b *testing.B, g int, op func(ctx context.Context) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	// The client's own CPU per call: far steadier than the wall time on a
+	// busy machine, where etcd's share of the cores dominates the latency.
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 	if p := firstErr.Load(); p != nil {
 		b.Fatal(*p)
 	}
