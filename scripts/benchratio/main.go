@@ -1,6 +1,7 @@
 // Command benchratio reads `go test -bench` output (several -count runs) and
 // prints, for every benchmark group, etcdgw against each baseline of the same
-// group as a ratio of medians, beside the target of issue 6 where there is one.
+// group as a ratio of medians, beside the target of issue 6 where there is one,
+// and the same ratio of the client's CPU time where the benchmark reports it.
 //
 // Benchmarks are named Group/.../contender: BenchmarkGet/g=16/etcdgw is
 // compared with BenchmarkGet/g=16/raw, /naive and /clientv3.
@@ -90,7 +91,7 @@ func main() {
 	sort.Strings(groups)
 
 	missed := 0
-	fmt.Printf("%-32s %-10s %14s %14s %8s  %s\n", "benchmark", "vs", "etcdgw", "baseline", "ratio", "target")
+	fmt.Printf("%-32s %-10s %14s %14s %8s %9s  %s\n", "benchmark", "vs", "etcdgw", "baseline", "ratio", "cpu ratio", "target")
 	for _, g := range groups {
 		own := samples[g+"/etcdgw"]
 		var others []string
@@ -106,14 +107,21 @@ func main() {
 				continue
 			}
 			r := b / e
-			fmt.Printf("%-32s %-10s %11.0f ns %11.0f ns %7.2fx  %s\n", g, c, e, b, r, verdict(g, c, "ns/op", r, &missed))
+			// The client's own CPU, where measured: steadier than the time.
+			cpu := ""
+			for _, unit := range []string{"cpu-ns/op", "cpu-ns/event"} {
+				if ce, cb := median(own[unit]), median(samples[g+"/"+c][unit]); ce > 0 && cb > 0 {
+					cpu = fmt.Sprintf("%.2fx", cb/ce)
+				}
+			}
+			fmt.Printf("%-32s %-10s %11.0f ns %11.0f ns %7.2fx %9s  %s\n", g, c, e, b, r, cpu, verdict(g, c, "ns/op", r, &missed))
 		}
 		for _, t := range targets {
 			if t.against != "" || !t.group.MatchString(g+"/") {
 				continue
 			}
 			v := median(own[t.metric])
-			fmt.Printf("%-32s %-10s %14.3g %14s %8s  %s\n", g, t.metric, v, "", "", verdict(g, "", t.metric, v, &missed))
+			fmt.Printf("%-32s %-10s %14.3g %14s %8s %9s  %s\n", g, t.metric, v, "", "", "", verdict(g, "", t.metric, v, &missed))
 		}
 	}
 	if missed > 0 {
