@@ -289,15 +289,25 @@ func (d *decoder) events() []*mvccpb.Event {
 	if !d.open('[') {
 		return nil
 	}
+	start := d.pos
 	for d.next(']') {
 		var ev *mvccpb.Event
-		if list == nil {
+		switch len(list) {
+		case 0:
 			one := &oneEvent{}
 			one.slot.ev.Kv = &one.slot.kv
 			ev = &one.slot.ev
 			one.ptr[0] = ev
 			list = one.ptr[:1:1]
-		} else {
+		case 1:
+			// A batch: guess its length from the size of the first event,
+			// so that the list and the event chunk are allocated once
+			// rather than grown from 1 by doubling.
+			guess := 1 + (len(d.data)-d.pos)/max(d.pos-start, 1)
+			d.arena.evHint = guess
+			ev = d.arena.event()
+			list = append(make([]*mvccpb.Event, 0, min(guess, maxEvChunk)+1), list[0], ev)
+		default:
 			ev = d.arena.event()
 			list = append(list, ev)
 		}
