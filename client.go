@@ -42,9 +42,10 @@ type Client struct {
 	ctx    context.Context // ends at Close: watches and keepalives stop
 	cancel context.CancelFunc
 	closed atomic.Bool
-	life   sync.Mutex     // orders spawn and Close
-	wg     sync.WaitGroup // watches, keepalives and other background work
-	bufs   sync.Pool      // *[]byte bodies of answers
+	life   sync.Mutex           // orders spawn and Close
+	wg     sync.WaitGroup       // watches, keepalives and other background work
+	bufs   sync.Pool            // *[]byte bodies of answers
+	spare  atomic.Pointer[body] // one large body buffer that outlives GC cycles
 
 	muxMu     sync.Mutex
 	muxes     map[*endpoint.Endpoint]*watchMux // duplex watch streams, over HTTP/2
@@ -181,6 +182,7 @@ func (c *Client) Close() error {
 	c.ring.Close()
 	c.transport.CloseIdleConnections()
 	c.conns.CloseAll()
+	c.spare.Store(nil)
 	return nil
 }
 
@@ -451,7 +453,24 @@ func (c *Client) ctxErr(ctx context.Context, r *rpc) error {
 // body is a pooled buffer holding an answer.
 type body struct{ b []byte }
 
+// spareMin is the smallest buffer kept in Client.spare. Answers of unknown
+// length (chunked: the gateway sets no Content-Length above about 2 KB) and
+// large ones take the spare first.
+const spareMin = 64 << 10
+
 func (c *Client) getBuf(n int) *body {
+	if n == 0 || n >= spareMin {
+		// sync.Pool drops its buffers at every other GC, and the GC runs
+		// often while large answers are read: the pages of a ReadDir would
+		// otherwise regrow a buffer of up to pageMaxBytes for each page.
+		if v := c.spare.Swap(nil); v != nil {
+			if cap(v.b) >= n {
+				v.b = v.b[:n]
+				return v
+			}
+			c.putBuf(v)
+		}
+	}
 	if v, ok := c.bufs.Get().(*body); ok {
 		if cap(v.b) >= n {
 			v.b = v.b[:n]
@@ -462,6 +481,9 @@ func (c *Client) getBuf(n int) *body {
 }
 
 func (c *Client) putBuf(b *body) {
+	if cap(b.b) >= spareMin && cap(b.b) <= 4<<20 && !c.closed.Load() && c.spare.CompareAndSwap(nil, b) {
+		return
+	}
 	if cap(b.b) <= 4<<20 {
 		c.bufs.Put(b)
 	}

@@ -135,7 +135,15 @@ func (c *Client) readPages(ctx context.Context, req *wire.RangeRequest, leader b
 		}
 		req.Limit = page
 		a.KVHint = int(page)
+		if res != nil && res.Count > int64(len(res.Kvs)) {
+			// The last page is often short: size its chunk by what is left.
+			a.KVHint = int(min(page, res.Count-int64(len(res.Kvs))))
+		}
 		var out wire.RangeResponse
+		if res != nil {
+			// Decode straight into the room left in the joined list.
+			out.Kvs = res.Kvs[len(res.Kvs):]
+		}
 		var bodyLen int
 		err := c.unary(ctx, &rpc{path: wire.PathRange, body: wire.AppendRange(nil, req), idempotent: true, leader: leader},
 			func(b []byte, _ *endpoint.Endpoint) error { bodyLen = len(b); return wire.DecodeRange(b, &a, &out) })
@@ -153,7 +161,7 @@ func (c *Client) readPages(ctx context.Context, req *wire.RangeRequest, leader b
 				req.Revision = out.Header.Revision // every later page reads the same revision
 			}
 		}
-		res.Kvs = append(res.Kvs, out.Kvs...)
+		res.Kvs = append(res.Kvs, out.Kvs...) // in place when they were decoded into its room
 		if c.pageHook != nil {
 			c.pageHook()
 		}

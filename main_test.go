@@ -20,6 +20,9 @@ import (
 var shared *etcdtest.Server
 
 func TestMain(m *testing.M) {
+	if serveBenchChild() {
+		return
+	}
 	code := func() int {
 		s, err := etcdtest.StartServer(etcdtest.Config{Name: "shared"})
 		if err != nil {
@@ -28,6 +31,7 @@ func TestMain(m *testing.M) {
 		}
 		shared = s
 		defer s.Close()
+		defer stopBenchServer()
 		return m.Run()
 	}()
 	if code == 0 {

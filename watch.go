@@ -245,6 +245,10 @@ func (w *watcher) stream(ep *endpoint.Endpoint) outcome {
 		return w.status(ep, st, hdrs.token)
 	}
 	lr := wire.NewLineReader(resp.Body, 4096, c.maxBody)
+	// One Arena value for the stream, emptied for each message: each message
+	// still gets chunks of its own (sized by it), without allocating the
+	// Arena itself every time.
+	var a wire.Arena
 	for {
 		line, err := lr.Next()
 		if err != nil {
@@ -253,7 +257,7 @@ func (w *watcher) stream(ep *endpoint.Endpoint) outcome {
 			}
 			return w.transient(ep)
 		}
-		var a wire.Arena
+		a = wire.Arena{}
 		var m wire.WatchResponse
 		st, err := wire.DecodeWatchLine(line, &a, &m)
 		if err != nil {

@@ -29,6 +29,8 @@ type Arena struct {
 	// KVHint, when positive, is how many KeyValues the next struct chunk should
 	// hold: a ReadDir page knows its limit, a single-key Get knows 1.
 	KVHint int
+
+	evHint int // as KVHint, for events: the decoder's guess of a batch's length
 }
 
 // eventSlot puts an Event and its KeyValue in one allocation.
@@ -71,6 +73,10 @@ func (a *Arena) kv() *mvccpb.KeyValue {
 func (a *Arena) event() *mvccpb.Event {
 	if len(a.evs) == cap(a.evs) {
 		size := min(max(a.evChunk*2, 8), maxEvChunk)
+		if a.evHint > 0 {
+			size = min(a.evHint, maxEvChunk)
+			a.evHint = 0
+		}
 		a.evChunk = size
 		a.evs = make([]eventSlot, 0, size)
 	}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -392,6 +393,9 @@ func (d *decoder) bytes() []byte {
 		d.literal("null")
 		return nil
 	}
+	if dst, ok := d.plainBytes(); ok {
+		return dst
+	}
 	src := d.rawString()
 	if len(src) == 0 {
 		return nil
@@ -408,6 +412,38 @@ func (d *decoder) bytes() []byte {
 		return nil
 	}
 	return dst
+}
+
+// plainBytes is the fast path of bytes for a string without escapes, which is
+// what the gateway always sends: it finds the closing quote with IndexByte and
+// lets the base64 decoder check the bytes between, since no byte the alphabet
+// accepts needs escaping in JSON. It reports false, having consumed nothing,
+// when the string needs the careful path (escapes, or an error to report).
+func (d *decoder) plainBytes() ([]byte, bool) {
+	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+		return nil, false
+	}
+	start := d.pos + 1
+	j := bytes.IndexByte(d.data[start:], '"')
+	if j < 0 {
+		return nil, false
+	}
+	src := d.data[start : start+j]
+	n := decodedLen(src)
+	switch {
+	case n < 0:
+		return nil, false
+	case n == 0:
+		d.pos = start + j + 1
+		return nil, true
+	}
+	end := start + j + 1
+	dst := d.arena.alloc(n, (len(d.data)-end)/4*3+n)
+	if !decodeBase64(dst, src) {
+		return nil, false
+	}
+	d.pos = end
+	return dst, true
 }
 
 // skip consumes one value of any kind.
