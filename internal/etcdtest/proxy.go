@@ -32,9 +32,12 @@ type Proxy struct {
 	paused chan struct{} // non-nil while paused, closed by Resume
 	closed bool
 
+	limits []int64 // byte limits of the next connections, see CutAfter
+
 	accepted   atomic.Int64
 	fromServer atomic.Int64
 	toServer   atomic.Int64
+	tripped    atomic.Int64
 }
 
 // proxyConn is one client connection and its connection to the target.
@@ -109,6 +112,44 @@ func (p *Proxy) CutAll() {
 	for _, pc := range conns {
 		pc.close()
 	}
+}
+
+// CutAfter makes the next len(limits) connections end part-way: the i-th of
+// them is cut on both sides, as CutAll would, once it has passed limits[i]
+// bytes from the target to the client. Later connections are not limited.
+// It cuts a stream at a known point of what the server sent, whatever the
+// client has read so far.
+func (p *Proxy) CutAfter(limits ...int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limits = append(p.limits[:0:0], limits...)
+}
+
+// Tripped returns how many connections CutAfter's limits have cut.
+func (p *Proxy) Tripped() int64 { return p.tripped.Load() }
+
+// cutConn passes at most left bytes on to Conn, then cuts the connection.
+type cutConn struct {
+	net.Conn
+	left int64
+	cut  func()
+}
+
+var errCut = errors.New("etcdtest: connection cut by CutAfter")
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	if int64(len(b)) < c.left {
+		n, err := c.Conn.Write(b)
+		c.left -= int64(n)
+		return n, err
+	}
+	n, err := c.Conn.Write(b[:c.left])
+	c.left = 0
+	c.cut()
+	if err == nil {
+		err = errCut
+	}
+	return n, err
 }
 
 // SetRefuse makes new connections fail with "connection refused" while
@@ -206,11 +247,22 @@ func (p *Proxy) serve(client net.Conn) {
 		return
 	}
 	p.conns[pc] = struct{}{}
+	var limit int64
+	if len(p.limits) > 0 {
+		limit, p.limits = p.limits[0], p.limits[1:]
+	}
 	p.mu.Unlock()
 
+	var toClient net.Conn = client
+	if limit > 0 {
+		toClient = &cutConn{Conn: client, left: limit, cut: func() {
+			p.tripped.Add(1)
+			pc.close()
+		}}
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { p.pipe(pc, server, client, &p.toServer) })
-	p.pipe(pc, client, server, &p.fromServer)
+	p.pipe(pc, toClient, server, &p.fromServer)
 	wg.Wait()
 	pc.close()
 	p.mu.Lock()

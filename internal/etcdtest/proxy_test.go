@@ -288,3 +288,49 @@ func TestProxyClose(t *testing.T) {
 		t.Error("SetRefuse(false) after Close succeeded, want an error")
 	}
 }
+
+func TestProxyCutAfter(t *testing.T) {
+	// A target that sends 100,000 bytes to each connection, then closes it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("0123456789"), 10000)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				c.Write(payload)
+				c.Close()
+			})
+		}
+	})
+	p, err := NewProxy(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+
+	p.CutAfter(1000, 70000)
+	for i, want := range []int{1000, 70000, len(payload), len(payload)} {
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var got bytes.Buffer
+		_, err = got.ReadFrom(c)
+		c.Close()
+		if got.Len() != want || !bytes.Equal(got.Bytes(), payload[:got.Len()]) {
+			t.Errorf("connection %d got %d bytes (err %v), want the first %d", i, got.Len(), err, want)
+		}
+	}
+	if got := p.Tripped(); got != 2 {
+		t.Errorf("Tripped() = %d, want 2", got)
+	}
+}
