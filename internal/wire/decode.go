@@ -55,6 +55,11 @@ func (d *decoder) ws() {
 
 // peek returns the next non-space byte, or 0 at the end of the input.
 func (d *decoder) peek() byte {
+	// The gateway writes compact JSON: most of the time the next byte is
+	// not a space, and one comparison decides it.
+	if d.pos < len(d.data) && d.data[d.pos] > ' ' {
+		return d.data[d.pos]
+	}
 	d.ws()
 	if d.pos >= len(d.data) {
 		return 0
