@@ -122,7 +122,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	etcd    *embed.Etcd
-	started bool // has been ready at least once: restart as "existing"
+	proc    *process // the running etcd process in external mode
+	started bool     // has been ready at least once: restart as "existing"
 	closed  bool
 
 	// grpcServers are the running etcd's gRPC servers, which embed hands
@@ -242,7 +243,9 @@ func (s *Server) Dir() string { return s.dataDir }
 func (s *Server) Certs() *Certs { return s.certs }
 
 // Etcd returns the running embedded etcd, or nil while stopped. It is for
-// tests that need etcd internals; prefer the client endpoint.
+// tests that need etcd internals; prefer the client endpoint. In external
+// mode (see [BinaryEnv]) there is no embedded etcd and Etcd always returns
+// nil: tests that need it skip when [External] reports true.
 func (s *Server) Etcd() *embed.Etcd {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,7 +256,7 @@ func (s *Server) Etcd() *embed.Etcd {
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.etcd != nil
+	return s.etcd != nil || s.proc != nil
 }
 
 // Stop shuts etcd down, closing its listeners and connections, and waits
@@ -271,6 +274,11 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) stopLocked() {
+	if s.proc != nil {
+		s.proc.stop()
+		s.proc = nil
+		return
+	}
 	if s.etcd == nil {
 		return
 	}
@@ -296,6 +304,11 @@ func (s *Server) stopLocked() {
 func (s *Server) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.kill()
+		s.proc = nil
+		return
+	}
 	if s.etcd == nil {
 		return
 	}
@@ -377,16 +390,7 @@ func (s *Server) embedConfig() *embed.Config {
 		ec.ClusterState = embed.ClusterStateFlagExisting
 	}
 
-	heartbeat, election := 100*time.Millisecond, time.Second
-	if s.single {
-		heartbeat, election = 10*time.Millisecond, 100*time.Millisecond
-	}
-	if s.cfg.HeartbeatInterval > 0 {
-		heartbeat = s.cfg.HeartbeatInterval
-	}
-	if s.cfg.ElectionTimeout > 0 {
-		election = s.cfg.ElectionTimeout
-	}
+	heartbeat, election := s.raftTiming()
 	ec.TickMs = uint(heartbeat / time.Millisecond)
 	ec.ElectionMs = uint(election / time.Millisecond)
 
@@ -427,8 +431,36 @@ func (s *Server) embedConfig() *embed.Config {
 	return ec
 }
 
+// raftTiming returns the heartbeat interval and election timeout of the
+// member: the Config's, or defaults (see Config.ElectionTimeout).
+func (s *Server) raftTiming() (heartbeat, election time.Duration) {
+	heartbeat, election = 100*time.Millisecond, time.Second
+	if s.single {
+		heartbeat, election = 10*time.Millisecond, 100*time.Millisecond
+	}
+	if s.cfg.HeartbeatInterval > 0 {
+		heartbeat = s.cfg.HeartbeatInterval
+	}
+	if s.cfg.ElectionTimeout > 0 {
+		election = s.cfg.ElectionTimeout
+	}
+	return heartbeat, election
+}
+
 // startLocked starts etcd and waits for it to be ready.
 func (s *Server) startLocked() error {
+	if External() {
+		p, err := s.startProcess()
+		if err != nil {
+			return err
+		}
+		if err := s.awaitProcess(p); err != nil {
+			return err
+		}
+		s.proc = p
+		s.started = true
+		return nil
+	}
 	e, err := s.launch()
 	if err != nil {
 		return err
