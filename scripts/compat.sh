@@ -91,7 +91,7 @@ status=0
 for v in $versions; do
 	for pkg in . ./internal/etcdtest; do
 		log=$work/test-$v-$(basename "$(realpath "$pkg")").log
-		step "etcd ${full[$v]}: go test $race -count=1 $pkg"
+		step "etcd ${full[$v]}: go test ${race:+$race }-count=1 $pkg"
 		t=$(now)
 		rc=0
 		ETCDGW_ETCD_BINARY=${bin[$v]} go test $race -count=1 -v "$pkg" >"$log" 2>&1 || rc=$?
