@@ -92,3 +92,25 @@ func TestVersion(t *testing.T) {
 		t.Errorf("VersionAtLeast with Version() = %q: want at least 3.4 and below 4.0", v)
 	}
 }
+
+// TestCheckProcesses leaves a server open, as a test that forgets Close
+// would. It must not run in parallel: CheckProcesses kills every process.
+func TestCheckProcesses(t *testing.T) {
+	if !External() {
+		t.Skip("embedded etcd runs no process")
+	}
+	s, err := StartServer(Config{Name: "forgotten"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := CheckProcesses(); err == nil || !strings.Contains(err.Error(), "forgotten") {
+		t.Errorf("CheckProcesses() with a server open = %v, want an error naming it", err)
+	}
+	if s.healthy() {
+		t.Error("the server still answers after CheckProcesses")
+	}
+	if err := CheckProcesses(); err != nil {
+		t.Errorf("CheckProcesses() again = %v, want nil", err)
+	}
+}
