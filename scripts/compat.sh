@@ -26,7 +26,8 @@ if [ -n "${COMPAT_KEEP:-}" ]; then
 	mkdir -p "$work"
 else
 	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
+	# Logs of a failed run stay for a look.
+	trap '[ "${status:-1}" -ne 0 ] || rm -rf "$work"' EXIT
 fi
 
 step() { printf '\n== %s\n' "$*"; }
@@ -115,7 +116,7 @@ for v in $versions; do
 				fail[$v.$g]=$((${fail[$v.$g]:-0} + 1))
 			fi
 			echo "--- output of the failing run ($log):"
-			grep -v '^\(=== \|--- PASS\|--- SKIP\)' "$log" | tail -n 60
+			grep -vE '^ *(=== |--- (PASS|SKIP))' "$log" | tail -n 80
 		fi
 		echo "($(($(now) - t)) s)"
 	done
@@ -137,4 +138,5 @@ for v in $versions; do
 	echo
 done
 echo "total time: $(($(now) - start)) s"
+[ "$status" -eq 0 ] || echo "logs: $work"
 exit $status
