@@ -124,7 +124,12 @@ func (s *Server) startProcess() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Beside the data, in the server's temporary directory when it has
+	// one, so that Close removes it.
 	logPath := s.dataDir + ".log"
+	if s.root != "" {
+		logPath = filepath.Join(s.root, s.name+".log")
+	}
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return nil, fmt.Errorf("etcdtest: start %s: %w", s.name, err)
 	}

@@ -97,7 +97,9 @@ type Config struct {
 	// StartTimeout bounds the wait for the server to be ready;
 	// DefaultStartTimeout when zero.
 	StartTimeout time.Duration
-	// Logger receives etcd's logs. Nil discards them.
+	// Logger receives etcd's logs. Nil discards them. In external mode
+	// etcd's output goes to a file beside its data instead, and start
+	// errors quote its end.
 	Logger *zap.Logger
 }
 
@@ -265,7 +267,8 @@ func (s *Server) Running() bool {
 // over leadership first. The data directory stays, so Restart can bring
 // the member back. Stop is idempotent. A single server stops in
 // milliseconds; a cluster member can take up to a second while its peer
-// connections finish.
+// connections finish. In external mode Stop sends etcd SIGTERM and kills it
+// if it has not exited a second later.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
