@@ -34,6 +34,11 @@ func TestMain(m *testing.M) {
 		defer stopBenchServer()
 		return m.Run()
 	}()
+	// A server left open in external mode is a process, not a goroutine.
+	if err := etcdtest.CheckProcesses(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	if code == 0 {
 		if err := goleak.Find(etcdtest.LeakOptions()...); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutine leak:", err)

@@ -106,6 +106,9 @@ func (c *Cluster) start(n int, cfg Config, dir string) error {
 		s.cluster = strings.Join(initial, ",")
 		s.token = "etcdtest-cluster-" + strconv.Itoa(ports[0])
 	}
+	if External() {
+		return c.startProcesses()
+	}
 	// Launch the members one after the other. A new member asks every
 	// peer whether it is already part of the cluster, and a peer whose
 	// port is bound but not yet served makes it wait a full second, so a
@@ -129,6 +132,38 @@ func (c *Cluster) start(n int, cfg Config, dir string) error {
 				s.setRunningLocked(launched[i])
 				s.mu.Unlock()
 			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// startProcesses is the second half of start in external mode: it starts
+// every member's process and waits until all are ready.
+func (c *Cluster) startProcesses() error {
+	procs := make([]*process, len(c.members))
+	for i, s := range c.members {
+		p, err := s.startProcess()
+		if err != nil {
+			for _, p := range procs[:i] {
+				p.kill()
+			}
+			return err
+		}
+		procs[i] = p
+	}
+	errs := make([]error, len(c.members))
+	var wg sync.WaitGroup
+	for i, s := range c.members {
+		wg.Go(func() {
+			if errs[i] = s.awaitProcess(procs[i]); errs[i] != nil {
+				procs[i].kill()
+				return
+			}
+			s.mu.Lock()
+			s.proc = procs[i]
+			s.started = true
+			s.mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -163,6 +198,12 @@ func (c *Cluster) Certs() *Certs {
 // when no running member is the leader, as during an election.
 func (c *Cluster) Leader() int {
 	for i, s := range c.members {
+		if External() {
+			if s.Running() && s.processLeader() {
+				return i
+			}
+			continue
+		}
 		if e := s.Etcd(); e != nil && e.Server.Leader() == e.Server.MemberID() {
 			return i
 		}

@@ -24,6 +24,18 @@
 // finds the one to stop for a failover, and [Cluster.Stop] and
 // [Cluster.Restart] take the whole cluster down and back.
 //
+// # Other etcd versions
+//
+// When the environment variable ETCDGW_ETCD_BINARY ([BinaryEnv]) names an
+// etcd binary, servers and clusters run it as subprocesses instead, with
+// the flags that match the Config and the binary's version, so that the
+// same tests run against etcd 3.4, 3.5 or 3.6 (scripts/compat.sh). Stop,
+// Restart and Close stop and start the process; [Server.Etcd] is nil.
+// [Version] and [VersionAtLeast] tell tests which etcd they talk to, and
+// [External] whether it is a subprocess. The kernel kills the processes if
+// the test binary dies (on Linux), and [CheckProcesses] reports and kills
+// any that a test binary left open.
+//
 // # TLS and auth
 //
 // Config.TLS serves https with certificates from [GenerateCerts];

@@ -18,17 +18,17 @@ func ExampleStartServer() {
 
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	resp, err := client.Get(srv.Endpoint() + "/version")
+	resp, err := client.Get(srv.Endpoint() + "/health")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var version struct {
-		Server string `json:"etcdserver"`
+	var health struct {
+		Health string `json:"health"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&version); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(version.Server)
-	// Output: 3.7.3
+	fmt.Println(health.Health)
+	// Output: true
 }

@@ -281,11 +281,13 @@ func (p *Proxy) pipe(pc *proxyConn, dst, src net.Conn, count *atomic.Int64) {
 			if !p.waitResumed(pc) {
 				return
 			}
+			// Counted before the write: once the other side has read the
+			// bytes, a test must see them counted.
+			count.Add(int64(n))
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				pc.close()
 				return
 			}
-			count.Add(int64(n))
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {

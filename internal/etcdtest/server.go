@@ -97,7 +97,9 @@ type Config struct {
 	// StartTimeout bounds the wait for the server to be ready;
 	// DefaultStartTimeout when zero.
 	StartTimeout time.Duration
-	// Logger receives etcd's logs. Nil discards them.
+	// Logger receives etcd's logs. Nil discards them. In external mode
+	// etcd's output goes to a file beside its data instead, and start
+	// errors quote its end.
 	Logger *zap.Logger
 }
 
@@ -122,7 +124,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	etcd    *embed.Etcd
-	started bool // has been ready at least once: restart as "existing"
+	proc    *process // the running etcd process in external mode
+	started bool     // has been ready at least once: restart as "existing"
 	closed  bool
 
 	// grpcServers are the running etcd's gRPC servers, which embed hands
@@ -242,7 +245,9 @@ func (s *Server) Dir() string { return s.dataDir }
 func (s *Server) Certs() *Certs { return s.certs }
 
 // Etcd returns the running embedded etcd, or nil while stopped. It is for
-// tests that need etcd internals; prefer the client endpoint.
+// tests that need etcd internals; prefer the client endpoint. In external
+// mode (see [BinaryEnv]) there is no embedded etcd and Etcd always returns
+// nil: tests that need it skip when [External] reports true.
 func (s *Server) Etcd() *embed.Etcd {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,7 +258,7 @@ func (s *Server) Etcd() *embed.Etcd {
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.etcd != nil
+	return s.etcd != nil || s.proc != nil
 }
 
 // Stop shuts etcd down, closing its listeners and connections, and waits
@@ -262,7 +267,8 @@ func (s *Server) Running() bool {
 // over leadership first. The data directory stays, so Restart can bring
 // the member back. Stop is idempotent. A single server stops in
 // milliseconds; a cluster member can take up to a second while its peer
-// connections finish.
+// connections finish. In external mode Stop sends etcd SIGTERM and kills it
+// if it has not exited a second later.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -271,6 +277,11 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) stopLocked() {
+	if s.proc != nil {
+		s.proc.stop()
+		s.proc = nil
+		return
+	}
 	if s.etcd == nil {
 		return
 	}
@@ -296,6 +307,11 @@ func (s *Server) stopLocked() {
 func (s *Server) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.kill()
+		s.proc = nil
+		return
+	}
 	if s.etcd == nil {
 		return
 	}
@@ -377,16 +393,7 @@ func (s *Server) embedConfig() *embed.Config {
 		ec.ClusterState = embed.ClusterStateFlagExisting
 	}
 
-	heartbeat, election := 100*time.Millisecond, time.Second
-	if s.single {
-		heartbeat, election = 10*time.Millisecond, 100*time.Millisecond
-	}
-	if s.cfg.HeartbeatInterval > 0 {
-		heartbeat = s.cfg.HeartbeatInterval
-	}
-	if s.cfg.ElectionTimeout > 0 {
-		election = s.cfg.ElectionTimeout
-	}
+	heartbeat, election := s.raftTiming()
 	ec.TickMs = uint(heartbeat / time.Millisecond)
 	ec.ElectionMs = uint(election / time.Millisecond)
 
@@ -427,8 +434,36 @@ func (s *Server) embedConfig() *embed.Config {
 	return ec
 }
 
+// raftTiming returns the heartbeat interval and election timeout of the
+// member: the Config's, or defaults (see Config.ElectionTimeout).
+func (s *Server) raftTiming() (heartbeat, election time.Duration) {
+	heartbeat, election = 100*time.Millisecond, time.Second
+	if s.single {
+		heartbeat, election = 10*time.Millisecond, 100*time.Millisecond
+	}
+	if s.cfg.HeartbeatInterval > 0 {
+		heartbeat = s.cfg.HeartbeatInterval
+	}
+	if s.cfg.ElectionTimeout > 0 {
+		election = s.cfg.ElectionTimeout
+	}
+	return heartbeat, election
+}
+
 // startLocked starts etcd and waits for it to be ready.
 func (s *Server) startLocked() error {
+	if External() {
+		p, err := s.startProcess()
+		if err != nil {
+			return err
+		}
+		if err := s.awaitProcess(p); err != nil {
+			return err
+		}
+		s.proc = p
+		s.started = true
+		return nil
+	}
 	e, err := s.launch()
 	if err != nil {
 		return err
