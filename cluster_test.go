@@ -127,7 +127,9 @@ func testWritesAndWatchSurviveMemberStop(t *testing.T, cl *etcdtest.Cluster) {
 	// round-robin uses it too.
 	used := -1
 	for i := range cl.Size() {
-		if uint64(cl.Member(i).Etcd().Server.MemberID()) == created.Header.MemberID {
+		id, err := cl.Member(i).MemberID()
+		require.NoError(t, err)
+		if id == created.Header.MemberID {
 			used = i
 		}
 	}

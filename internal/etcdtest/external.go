@@ -309,6 +309,19 @@ func (s *Server) getJSON(method, path string, in, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// processMemberID asks the running process for its member ID.
+func (s *Server) processMemberID() (uint64, error) {
+	var st struct {
+		Header struct {
+			MemberID string `json:"member_id"`
+		} `json:"header"`
+	}
+	if err := s.getJSON(http.MethodPost, "/v3/maintenance/status", struct{}{}, &st); err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(st.Header.MemberID, 10, 64)
+}
+
 // processLeader reports whether the running process leads its cluster,
 // asking it over the gateway.
 func (s *Server) processLeader() bool {

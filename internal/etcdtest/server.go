@@ -254,6 +254,19 @@ func (s *Server) Etcd() *embed.Etcd {
 	return s.etcd
 }
 
+// MemberID returns the server's raft member ID, as etcd puts it in the
+// member_id of every response header. It works in both modes; the server
+// must be running.
+func (s *Server) MemberID() (uint64, error) {
+	if e := s.Etcd(); e != nil {
+		return uint64(e.Server.MemberID()), nil
+	}
+	if External() && s.Running() {
+		return s.processMemberID()
+	}
+	return 0, errors.New("etcdtest: MemberID: the server is not running")
+}
+
 // Running reports whether the server is started.
 func (s *Server) Running() bool {
 	s.mu.Lock()

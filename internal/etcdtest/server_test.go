@@ -53,6 +53,16 @@ func TestServerGateway(t *testing.T) {
 	if rev != putRev {
 		t.Errorf("range revision = %d, want the put's %d", rev, putRev)
 	}
+
+	var st struct {
+		Header struct {
+			MemberID uint64 `json:"member_id,string"`
+		} `json:"header"`
+	}
+	gw.wantOK("/v3/kv/range", map[string]any{"key": []byte("greeting")}, &st)
+	if id, err := s.MemberID(); err != nil || id == 0 || id != st.Header.MemberID {
+		t.Errorf("MemberID() = %d, %v; want the answers' member_id %d", id, err, st.Header.MemberID)
+	}
 }
 
 func TestServerRestartKeepsDataAndEndpoint(t *testing.T) {
