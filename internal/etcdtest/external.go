@@ -266,73 +266,83 @@ func (s *Server) healthy() bool {
 	var body struct {
 		Health string `json:"health"`
 	}
-	return s.getJSON(http.MethodGet, "/health", nil, &body) == nil && body.Health == "true"
+	return s.getJSON("/health", &body) == nil && body.Health == "true"
 }
 
-// getJSON sends a request with a JSON body to the server's client URL and
-// decodes the JSON answer into out. It uses a transport of its own without
-// keep-alives, so no connection or goroutine outlives it.
-func (s *Server) getJSON(method, path string, in, out any) error {
+// getJSON gets path from the server's client URL and decodes the JSON
+// answer into out.
+func (s *Server) getJSON(path string, out any) error {
+	b, err := s.fetch(http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// fetch sends a request to the server's client URL and returns the body of
+// a 200 answer. It uses a transport of its own without keep-alives, so no
+// connection or goroutine outlives it.
+func (s *Server) fetch(method, path string, body []byte) ([]byte, error) {
 	var tlsCfg *tls.Config
 	if s.cfg.secure() {
 		var err error
 		if tlsCfg, err = s.certs.ClientTLSConfig(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	client := &http.Client{
 		Transport: &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true},
 		Timeout:   time.Second,
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, s.Endpoint()+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, s.Endpoint()+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return io.ReadAll(resp.Body)
 }
 
-// processMemberID asks the running process for its member ID.
-func (s *Server) processMemberID() (uint64, error) {
-	var st struct {
-		Header struct {
-			MemberID string `json:"member_id"`
-		} `json:"header"`
+// metric returns the line of the server's /metrics that starts with name
+// (a metric name with its labels, or part of them), without the name. The
+// metrics need no auth token, so this works with auth enabled, where
+// /v3/maintenance/status is refused from etcd 3.5 on.
+func (s *Server) metric(name string) (string, error) {
+	b, err := s.fetch(http.MethodGet, "/metrics", nil)
+	if err != nil {
+		return "", err
 	}
-	if err := s.getJSON(http.MethodPost, "/v3/maintenance/status", struct{}{}, &st); err != nil {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			return rest, nil
+		}
+	}
+	return "", fmt.Errorf("no metric %s", name)
+}
+
+// processMemberID reads the running process's member ID off its metrics
+// (etcd_server_id{server_id="<hex>"} 1, from etcd 3.4 on).
+func (s *Server) processMemberID() (uint64, error) {
+	rest, err := s.metric(`etcd_server_id{server_id="`)
+	if err != nil {
 		return 0, err
 	}
-	return strconv.ParseUint(st.Header.MemberID, 10, 64)
+	hex, _, _ := strings.Cut(rest, `"`)
+	return strconv.ParseUint(hex, 16, 64)
 }
 
-// processLeader reports whether the running process leads its cluster,
-// asking it over the gateway.
+// processLeader reports whether the running process leads its cluster.
 func (s *Server) processLeader() bool {
-	var st struct {
-		Header struct {
-			MemberID string `json:"member_id"`
-		} `json:"header"`
-		Leader string `json:"leader"`
-	}
-	err := s.getJSON(http.MethodPost, "/v3/maintenance/status", struct{}{}, &st)
-	return err == nil && st.Leader != "" && st.Leader != "0" && st.Leader == st.Header.MemberID
+	rest, err := s.metric("etcd_server_is_leader ")
+	return err == nil && strings.TrimSpace(rest) == "1"
 }
 
 // stop ends the process, first with SIGTERM so that a leader hands over
