@@ -361,27 +361,7 @@ func TestAuthH2WatchesSurviveRestart(t *testing.T) {
 	streams, watches := etcdgw.WatchStreams(c)
 	require.Equal(t, 1, streams, "the watches share one HTTP/2 stream")
 	require.Equal(t, n, watches)
-	for i := range n {
-		_, err := root.Set(ctx, fmt.Sprintf("app/%d/before", i), i)
-		require.NoError(t, err)
-	}
-	require.NoError(t, s.Restart())
-	revs := make([]int64, n)
-	for i := range n {
-		require.Eventually(t, func() bool {
-			r, err := root.Set(ctx, fmt.Sprintf("app/%d/after", i), i)
-			if err == nil {
-				revs[i] = r.Header.Revision
-			}
-			return err == nil
-		}, 15*time.Second, 50*time.Millisecond)
-	}
-	for i, ch := range chans {
-		got := collect(t, ch, revs[i])
-		require.Len(t, got, 2, "watch %d", i)
-		assert.Equal(t, fmt.Sprintf("app/%d/before", i), got[0].key)
-		assert.Equal(t, fmt.Sprintf("app/%d/after", i), got[1].key)
-	}
+	restartUnderWatches(t, s, root, chans, func(i int) string { return fmt.Sprintf("app/%d/", i) })
 	// A new watch after the restart works too.
 	ch := c.Watch(ctx, "app/new")
 	r := next(t, ch)

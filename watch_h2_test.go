@@ -122,15 +122,24 @@ func TestH2WatchSurvivesRestart(t *testing.T) {
 		require.True(t, next(t, ch).Created)
 		chans = append(chans, ch)
 	}
-	for i := 0; i < 5; i++ {
-		_, err := w.Set(ctx, fmt.Sprintf("d%d/before", i), i)
+	restartUnderWatches(t, s, w, chans, func(i int) string { return fmt.Sprintf("d%d/", i) })
+}
+
+// restartUnderWatches puts dir(i)+"before" for each watch chans[i] of the
+// directory dir(i), restarts s, puts dir(i)+"after" once s is back, and
+// checks that each watch sees both puts, once each, in order.
+func restartUnderWatches(t *testing.T, s *etcdtest.Server, w *etcdgw.Client, chans []etcdgw.WatchChan, dir func(i int) string) {
+	t.Helper()
+	ctx := testCtx(t)
+	for i := range chans {
+		_, err := w.Set(ctx, dir(i)+"before", i)
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.Restart())
-	revs := make([]int64, 5)
-	for i := 0; i < 5; i++ {
+	revs := make([]int64, len(chans))
+	for i := range chans {
 		require.Eventually(t, func() bool {
-			r, err := w.Set(ctx, fmt.Sprintf("d%d/after", i), i)
+			r, err := w.Set(ctx, dir(i)+"after", i)
 			if err == nil {
 				revs[i] = r.Header.Revision
 			}
@@ -140,7 +149,7 @@ func TestH2WatchSurvivesRestart(t *testing.T) {
 	for i, ch := range chans {
 		got := collect(t, ch, revs[i])
 		require.Len(t, got, 2, "watch %d", i)
-		assert.Equal(t, fmt.Sprintf("d%d/before", i), got[0].key)
-		assert.Equal(t, fmt.Sprintf("d%d/after", i), got[1].key)
+		assert.Equal(t, dir(i)+"before", got[0].key)
+		assert.Equal(t, dir(i)+"after", got[1].key)
 	}
 }
