@@ -235,8 +235,23 @@ func testAuthMemberRestart(t *testing.T, cl *etcdtest.Cluster) {
 	require.NoError(t, err)
 	defer c.Close()
 
+	// Every member must have applied "auth enable" before the count starts:
+	// a linearizable read applies what the leader has committed before the
+	// member checks its (missing) token.
+	for i := range cl.Size() {
+		bare := newClientOf(t, cl.Member(i).Endpoint())
+		_, err := bare.Get(ctx, "app/m/0")
+		require.ErrorIs(t, err, etcdgw.ErrUserEmpty, "member %d enforces auth", i)
+	}
+
 	// A token from one member is good on every member: etcd applies the
-	// authentication through raft.
+	// authentication through raft. A member checks the token of a write as
+	// soon as it gets it, possibly before it has applied that entry, so reads
+	// go first: each waits for its member to catch up.
+	for range 2 * len(eps) {
+		_, err := c.Get(ctx, "app/m/0")
+		require.NoError(t, err)
+	}
 	for i := range 2 * len(eps) {
 		_, err := c.Set(ctx, fmt.Sprintf("app/m/%d", i), i)
 		require.NoError(t, err)
