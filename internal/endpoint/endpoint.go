@@ -26,8 +26,7 @@ type Endpoint struct {
 	fails          int       // consecutive failures since the last success
 	unhealthyUntil time.Time // zero when healthy
 	lastProbe      time.Time
-	probing        bool
-	probeDone      chan struct{} // closed when the probe in flight ends
+	probeDone      chan struct{} // non-nil while a probe is in flight, closed when it ends
 
 	proto atomic.Int32 // HTTP major version of the last answer; 0 unknown
 
@@ -163,9 +162,6 @@ func (r *Ring) Recover(ctx context.Context, skip []*Endpoint) *Endpoint {
 func (r *Ring) probeInFlight(e *Endpoint) <-chan struct{} {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.probing {
-		return nil
-	}
 	return e.probeDone
 }
 
@@ -211,7 +207,7 @@ func (r *Ring) healthy(e *Endpoint, now time.Time) bool {
 func (r *Ring) claimProbe(e *Endpoint, now time.Time, allDown bool) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.probing || e.unhealthyUntil.IsZero() {
+	if e.probeDone != nil || e.unhealthyUntil.IsZero() {
 		return false
 	}
 	due := !now.Before(e.unhealthyUntil)
@@ -221,7 +217,6 @@ func (r *Ring) claimProbe(e *Endpoint, now time.Time, allDown bool) bool {
 	if !due {
 		return false
 	}
-	e.probing = true
 	e.probeDone = make(chan struct{})
 	e.lastProbe = now
 	return true
@@ -230,7 +225,6 @@ func (r *Ring) claimProbe(e *Endpoint, now time.Time, allDown bool) bool {
 func (r *Ring) probed(e *Endpoint, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.probing = false
 	if e.probeDone != nil {
 		close(e.probeDone)
 		e.probeDone = nil
