@@ -148,14 +148,12 @@ func TestTxnReadOnlyAndElse(t *testing.T) {
 
 func TestTxnBadInputSendsNothing(t *testing.T) {
 	var calls atomic.Int32
-	c, _ := fakeGateway(t, func(w http.ResponseWriter, r *http.Request) {
+	counted := func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		answer(200, `{}`)(w, r)
-	})
-	rawc, _ := fakeGateway(t, func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		answer(200, `{}`)(w, r)
-	}, etcdgw.WithSerializer(etcdgw.Raw))
+	}
+	c, _ := fakeGateway(t, counted)
+	rawc, _ := fakeGateway(t, counted, etcdgw.WithSerializer(etcdgw.Raw))
 	ctx := testCtx(t)
 	cases := map[string]*etcdgw.Txn{
 		"no Compare":        c.Txn(ctx).If(etcdgw.Value("k")),
