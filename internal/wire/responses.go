@@ -511,6 +511,9 @@ func (d *decoder) healthResponse(r *HealthResponse) {
 	}
 }
 
+// newDecoder returns a decoder of data. The Decode functions below each call
+// their method on it directly: handing the method to a shared helper as a
+// function value moves the decoder to the heap, an allocation per answer.
 func newDecoder(data []byte, a *Arena) decoder {
 	if a == nil {
 		a = new(Arena)
