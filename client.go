@@ -73,6 +73,9 @@ func New(opts ...Option) (*Client, error) {
 		maxFails:         1,
 		maxResponseBytes: DefaultMaxResponseBytes,
 		watchBuffer:      16,
+		dialTimeout:      DefaultDialTimeout,
+		streamIdle:       DefaultStreamKeepaliveInterval,
+		streamTimeout:    DefaultStreamKeepaliveTimeout,
 	}
 	for _, o := range opts {
 		if o == nil {

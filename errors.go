@@ -99,6 +99,11 @@ var (
 	// ErrInvalidArgument is returned for a bad argument, such as an unknown
 	// compare operator or a value the serializer refuses, before anything is sent.
 	ErrInvalidArgument = errors.New("etcdgw: invalid argument")
+	// ErrResponseTooLarge is returned for an answer, or a watch message, over
+	// the client's WithMaxResponseBytes. It is the client's own limit: the call
+	// is not retried on another member and no member is marked unhealthy; a
+	// watch ends with it and is not resumed.
+	ErrResponseTooLarge = errors.New("etcdgw: response too large")
 	// ErrMalformedResponse is returned when etcd's answer cannot be read:
 	// malformed JSON, a cut stream, a line over the size limit.
 	ErrMalformedResponse = errors.New("etcdgw: malformed response")

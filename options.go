@@ -17,6 +17,11 @@ const (
 	DefaultTimeout          = 5 * time.Second
 	DefaultFailTimeout      = 10 * time.Second
 	DefaultMaxResponseBytes = 512 << 20
+	DefaultDialTimeout      = 2 * time.Second
+	// DefaultStreamKeepaliveInterval and DefaultStreamKeepaliveTimeout are
+	// WithStreamKeepalive's defaults: a frozen stream moves on in about 10s.
+	DefaultStreamKeepaliveInterval = 5 * time.Second
+	DefaultStreamKeepaliveTimeout  = 5 * time.Second
 )
 
 // config is what the options build; New validates it as a whole.
@@ -38,6 +43,11 @@ type config struct {
 	maxResponseBytes int
 	requireLeader    bool
 	watchBuffer      int
+	dialTimeout      time.Duration
+	attemptTimeout   time.Duration // 0: derived from the call's deadline
+	noMultiplex      bool          // WithWatchMultiplexing(false)
+	streamIdle       time.Duration // a stream quiet this long is checked
+	streamTimeout    time.Duration // and ended if the check gets no answer in this
 }
 
 // Option configures a Client. Options are applied by New in order; a bad value
@@ -233,15 +243,77 @@ func WithHealthCheck(failTimeout time.Duration, maxFails int) Option {
 }
 
 // WithMaxResponseBytes bounds the size of one answer, or of one message of a
-// stream; a larger one is an error wrapping ErrMalformedResponse, not an
-// out-of-memory crash. The default is 512 MiB. A watch whose single revision
-// batch exceeds it can use WithFragment.
+// stream (a watch's fragments joined included); a larger one fails with
+// ErrResponseTooLarge, not an out-of-memory crash. It is the client's own
+// limit: such a call is not retried elsewhere and counts against no member.
+// The default is 512 MiB. A watch whose single revision batch exceeds it can
+// use WithFragment only if each fragment fits.
 func WithMaxResponseBytes(n int) Option {
 	return func(c *config) error {
 		if n <= 0 {
 			return invalidOption("WithMaxResponseBytes: %d is not positive", n)
 		}
 		c.maxResponseBytes = n
+		return nil
+	}
+}
+
+// WithDialTimeout bounds one connect: TCP, unix socket, and the TLS
+// handshake. A member that does not accept within it costs that much, then
+// the call tries the next one. The default is 2s.
+func WithDialTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalidOption("WithDialTimeout: %v is not positive", d)
+		}
+		c.dialTimeout = d
+		return nil
+	}
+}
+
+// WithAttemptTimeout bounds one attempt of a unary call or of a lease
+// renewal, from sending the request until the answer's headers arrive. A
+// member that accepts the connection and never answers costs one attempt
+// timeout, is marked unhealthy, and a read or renewal moves on to the next
+// member; a write that timed out after it was sent fails with
+// ErrOutcomeUnknown. 0, the default, derives it from the call's remaining
+// deadline, so that at least two members get a try: a third of what is left,
+// with a floor of 500ms, when there are several endpoints, and the whole
+// deadline with one. Watches are guarded by WithStreamKeepalive instead.
+func WithAttemptTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalidOption("WithAttemptTimeout: negative timeout %v", d)
+		}
+		c.attemptTimeout = d
+		return nil
+	}
+}
+
+// WithWatchMultiplexing sets whether the watches to one member share one
+// duplex stream (HTTP/2 over https), the default, or each watch is a request
+// of its own. Turn it off behind a proxy that buffers request bodies, where a
+// shared stream never starts; the client also falls back by itself when a
+// shared stream does not confirm a watch in time.
+func WithWatchMultiplexing(on bool) Option {
+	return func(c *config) error {
+		c.noMultiplex = !on
+		return nil
+	}
+}
+
+// WithStreamKeepalive sets how a watch stream that has gone quiet is checked:
+// after interval without a byte from the member, the client pings the HTTP/2
+// connection, or over HTTP/1.1 probes the member's /health; no answer within
+// timeout ends the stream and the watch resumes through another member,
+// losing nothing. This is what notices a partition that drops packets or a
+// paused member, which no reset announces. The defaults are 5s and 5s.
+func WithStreamKeepalive(interval, timeout time.Duration) Option {
+	return func(c *config) error {
+		if interval <= 0 || timeout <= 0 {
+			return invalidOption("WithStreamKeepalive(%v, %v): both must be positive", interval, timeout)
+		}
+		c.streamIdle, c.streamTimeout = interval, timeout
 		return nil
 	}
 }
