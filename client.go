@@ -326,6 +326,9 @@ type rpc struct {
 	idempotent bool // may be retried on another endpoint after it may have reached etcd
 	noAuth     bool
 	leader     bool // require a leader for this call
+	// ep, when set, pins the call to this endpoint: it is neither sent to nor
+	// retried on another (the later pages of a serializable ReadDir).
+	ep *endpoint.Endpoint
 }
 
 // unary sends r and hands the body of the 2xx answer to decode. It picks a
@@ -358,9 +361,14 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 	var lastErr error
 	authRetried := false
 	for {
-		ep := c.ring.Pick(tried)
+		ep := r.ep
 		if ep == nil {
-			ep = c.ring.Recover(ctx, tried)
+			ep = c.ring.Pick(tried)
+			if ep == nil {
+				ep = c.ring.Recover(ctx, tried)
+			}
+		} else if contains(tried, ep) {
+			ep = nil
 		}
 		if ep == nil {
 			if lastErr != nil {
@@ -654,6 +662,15 @@ func (f *flight[T]) do(ctx context.Context, fn func(ctx context.Context) (T, err
 		close(call.done)
 		return call.val, call.err
 	}
+}
+
+func contains(list []*endpoint.Endpoint, e *endpoint.Endpoint) bool {
+	for _, x := range list {
+		if x == e {
+			return true
+		}
+	}
+	return false
 }
 
 func isContextError(err error) bool {
