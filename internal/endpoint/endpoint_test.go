@@ -144,7 +144,7 @@ func TestConnsCloseAll(t *testing.T) {
 			go func() { defer c.Close(); buf := make([]byte, 1); c.Read(buf) }()
 		}
 	}()
-	conns := NewConns(Dialer(""))
+	conns := NewConns(Dialer("", time.Second))
 	c1, err := conns.Dial(context.Background(), "tcp", ln.Addr().String())
 	require.NoError(t, err)
 	_, err = conns.Dial(context.Background(), "tcp", ln.Addr().String())
