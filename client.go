@@ -424,7 +424,7 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 		if e == nil && ans.err != nil {
 			cause = ans.err
 			if !a.tooLarge && !a.ctxDone {
-				cause = &transportError{endpoint: ep.URL, err: ans.err, hint: transportHint(ep.TLS, ans.err)}
+				cause = &transportError{endpoint: ep.URL, err: ans.err, hint: transportHint(ep.TLS, ep.Proto() == 0, ans.err)}
 			}
 		}
 		if d.memberFail {

@@ -165,8 +165,9 @@ func (e *transportError) Unwrap() error { return e.err }
 func (e *transportError) Is(target error) bool { return target == ErrUnavailable }
 
 // transportHint says what to do about a transport failure whose cause is
-// known, as a new user would need it.
-func transportHint(tlsEndpoint bool, err error) string {
+// known, as a new user would need it; fresh reports an endpoint that never
+// answered anything yet.
+func transportHint(tlsEndpoint, fresh bool, err error) string {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -174,8 +175,10 @@ func transportHint(tlsEndpoint bool, err error) string {
 	case strings.Contains(msg, "first record does not look like a TLS handshake"),
 		strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return "the server speaks plain HTTP: use http://"
-	case !tlsEndpoint && (errors.Is(err, errNoAnswer) || strings.Contains(msg, "malformed HTTP response")):
-		return "the connection closed with no answer: if the server speaks TLS, use https://"
+	case fresh && tlsEndpoint && errors.Is(err, errNoAnswer):
+		return "if the server speaks plain HTTP, use http://"
+	case fresh && !tlsEndpoint && (errors.Is(err, errNoAnswer) || strings.Contains(msg, "malformed HTTP response")):
+		return "if the server speaks TLS, use https://"
 	case strings.Contains(msg, "certificate"):
 		return "TLS verification failed: trust the server's CA with WithCAFile, or check WithSNI"
 	}

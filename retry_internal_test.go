@@ -138,18 +138,20 @@ func TestAttemptTimeout(t *testing.T) {
 
 func TestTransportHints(t *testing.T) {
 	cases := []struct {
-		tls  bool
-		err  error
-		want string
+		tls, fresh bool
+		err        error
+		want       string
 	}{
-		{false, &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, "is etcd running there"},
-		{true, errors.New("tls: first record does not look like a TLS handshake"), "use http://"},
-		{false, fmt.Errorf("%w: %w", errNoAnswer, io.EOF), "use https://"},
-		{true, fmt.Errorf("%w: %w", errNoAnswer, io.EOF), ""},
-		{true, errors.New("tls: failed to verify certificate: x509: certificate signed by unknown authority"), "WithCAFile"},
+		{false, true, &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, "is etcd running there"},
+		{true, true, errors.New("tls: first record does not look like a TLS handshake"), "use http://"},
+		{true, true, fmt.Errorf("%w: %w", errNoAnswer, io.EOF), "use http://"},
+		{false, true, fmt.Errorf("%w: %w", errNoAnswer, io.EOF), "use https://"},
+		{false, false, fmt.Errorf("%w: %w", errNoAnswer, io.EOF), ""},
+		{true, false, fmt.Errorf("%w: %w", errNoAnswer, io.EOF), ""},
+		{true, true, errors.New("tls: failed to verify certificate: x509: certificate signed by unknown authority"), "WithCAFile"},
 	}
 	for _, c := range cases {
-		got := transportHint(c.tls, c.err)
+		got := transportHint(c.tls, c.fresh, c.err)
 		if (c.want == "") != (got == "") || (c.want != "" && !strings.Contains(got, c.want)) {
 			t.Errorf("transportHint(%v, %v) = %q, want it to say %q", c.tls, c.err, got, c.want)
 		}
@@ -157,5 +159,33 @@ func TestTransportHints(t *testing.T) {
 	e := &transportError{endpoint: "http://m", err: io.EOF}
 	if !errors.Is(e, ErrUnavailable) || !errors.Is(e, io.EOF) {
 		t.Errorf("transportError must match ErrUnavailable and its cause")
+	}
+}
+
+// Each request has a header map of its own: a wrapping RoundTripper that
+// changes it cannot race with other requests, nor change the next ones.
+func TestRequestHeadersAreNotShared(t *testing.T) {
+	c, err := New(WithEndpoints("http://127.0.0.1:1"), WithHeader("X-Team", "a"), WithAPIPrefix("/v3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ep := c.ring.Endpoints()[0]
+	r := &rpc{path: wire.PathRange, body: []byte("{}"), idempotent: true}
+	a, err := c.newRequest(context.Background(), ep, "/v3/kv/range", r, c.headers.Load())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Header.Add("X-Team", "b")
+	a.Header.Set("Traceparent", "00-1")
+	b, err := c.newRequest(context.Background(), ep, "/v3/kv/range", r, c.headers.Load())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Header.Values("X-Team"); len(got) != 1 || got[0] != "a" {
+		t.Errorf("X-Team of the next request = %q, want [a]", got)
+	}
+	if b.Header.Get("Traceparent") != "" {
+		t.Errorf("a header set on one request reached the next")
 	}
 }

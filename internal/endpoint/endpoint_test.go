@@ -194,3 +194,28 @@ func TestRecoverWaitsForProbeInFlight(t *testing.T) {
 	assert.Nil(t, r.Recover(ctx, nil))
 	probeOK <- false
 }
+
+// A pick after Close starts no probe: no goroutine outlives the ring.
+func TestNoProbeAfterClose(t *testing.T) {
+	var probes atomic.Int32
+	r, eps, clk := newTestRing(2, Config{FailTimeout: 10 * time.Second, Probe: func(ctx context.Context, e *Endpoint) bool {
+		probes.Add(1)
+		return true
+	}})
+	r.Fail(eps[0])
+	r.Close()
+	clk.add(11 * time.Second)
+	for range 4 {
+		r.Pick(nil)
+	}
+	r.Close()
+	assert.Zero(t, probes.Load(), "a probe started after Close")
+	assert.False(t, r.Healthy(eps[0]))
+}
+
+func TestLastError(t *testing.T) {
+	e := &Endpoint{}
+	assert.NoError(t, e.LastError())
+	e.SetLastError(context.DeadlineExceeded)
+	assert.ErrorIs(t, e.LastError(), context.DeadlineExceeded)
+}
