@@ -99,12 +99,12 @@ step "tag $version"
 message=$(printf 'etcdgw %s\n\n%s\n' "$version" "$entry")
 if $dry_run; then
 	echo "dry run: every check passed; a release would now run:"
-	echo "  git tag -a $version -m <message> $commit"
+	echo "  git tag -a --cleanup=whitespace $version -m <message> $commit"
 	echo "with the message:"
 	printf '%s\n' "$message" | sed 's/^/    | /'
 	echo "and then print: git push origin $version"
 	exit 0
 fi
-git tag -a "$version" -m "$message" "$commit"
+git tag -a --cleanup=whitespace "$version" -m "$message" "$commit"
 ok "tagged $version on $(git log -1 --format='%h %s' "$commit")"
 echo "push it with: git push origin $version"
