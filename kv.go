@@ -463,6 +463,10 @@ func (c *Client) setIf(ctx context.Context, what, key string, val any, opts []Op
 
 // Delete deletes the key, or with WithPrefix, WithRange or WithFromKey the keys
 // of a range. Deleting a missing key is no error: Deleted is 0.
+// The empty key with WithPrefix or WithFromKey means every key under the key
+// prefix; without a key prefix it fails with ErrInvalidArgument before
+// anything is sent (so does an OpDelete in a Txn): a deliberate wipe of the
+// whole keyspace says so, Delete(ctx, "\x00", WithFromKey()).
 // Options: WithPrefix, WithRange, WithFromKey, WithPrevKV.
 func (c *Client) Delete(ctx context.Context, key string, opts ...OpOption) (*DeleteResponse, error) {
 	op := Op{kind: opDelete, key: key}
@@ -472,8 +476,10 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...OpOption) (*Del
 	return c.deleteOp(ctx, "Delete", &op)
 }
 
-// RmDir deletes every key that starts with dir; the empty dir deletes every
-// key (under the key prefix). Options: WithPrevKV.
+// RmDir deletes every key that starts with dir. The empty dir deletes every key
+// under the key prefix; without a key prefix it fails with ErrInvalidArgument
+// before anything is sent (see Delete for a deliberate wipe).
+// Options: WithPrevKV.
 func (c *Client) RmDir(ctx context.Context, dir string, opts ...OpOption) (*DeleteResponse, error) {
 	op := Op{kind: opDelete, key: dir}
 	if err := op.applyOpts("RmDir", rmDirOpts, opts); err != nil {
@@ -619,7 +625,17 @@ func (c *Client) putRequest(what string, op *Op) (*wire.PutRequest, error) {
 	return req, nil
 }
 
+// wipesAll reports whether a delete of key with these options is a request
+// to delete every key of a client without a key prefix that does not say so:
+// the empty key with WithPrefix or WithFromKey (RmDir("") among them).
+func wipesAll(key string, opts opt, keyPrefix bool) bool {
+	return key == "" && !keyPrefix && opts&(optPrefix|optFromKey) != 0
+}
+
 func (c *Client) deleteRequest(what string, op *Op) (*wire.DeleteRangeRequest, error) {
+	if wipesAll(op.key, op.opts, len(c.keyPrefix) > 0) {
+		return nil, invalidArgument("%s(\"\"): would delete every key; to mean it, Delete(ctx, \"\\x00\", WithFromKey())", what)
+	}
 	key, end, err := c.keyRange(what, op)
 	if err != nil {
 		return nil, err

@@ -91,3 +91,96 @@ func recorded(t *testing.T, endpoint string) *etcdtest.RecordingProxy {
 	t.Cleanup(func() { assert.NoError(t, p.Close()) })
 	return p
 }
+
+// TestDeleteEverythingRefused sends nothing for a delete of every key that
+// does not say so, without a key prefix; with one, the same calls delete the
+// client's namespace, and a deliberate wipe still deletes everything.
+func TestDeleteEverythingRefused(t *testing.T) {
+	s := newServer(t, etcdtestConfig{}) // its whole keyspace is wiped below
+	p := recorded(t, s.Endpoint())
+	c := newClientOf(t, p.Endpoint())
+	ctx := testCtx(t)
+	setKeys(t, c, "a", "1", "b/c", "2", "ns/x", "3")
+	p.Reset()
+
+	refused := map[string]func() error{
+		`RmDir("")`: func() error { _, err := c.RmDir(ctx, ""); return err },
+		`RmDir("", WithPrevKV)`: func() error {
+			_, err := c.RmDir(ctx, "", etcdgw.WithPrevKV())
+			return err
+		},
+		`Delete("", WithPrefix)`:  func() error { _, err := c.Delete(ctx, "", etcdgw.WithPrefix()); return err },
+		`Delete("", WithFromKey)`: func() error { _, err := c.Delete(ctx, "", etcdgw.WithFromKey()); return err },
+		`Txn OpDelete("", WithPrefix)`: func() error {
+			_, err := c.Txn(ctx).Then(etcdgw.OpGet("a"), etcdgw.OpDelete("", etcdgw.WithPrefix())).Commit()
+			return err
+		},
+		`Txn Else OpDelete("", WithFromKey)`: func() error {
+			_, err := c.Txn(ctx).If(etcdgw.Compare(etcdgw.Version("a"), "=", 0)).
+				Else(etcdgw.OpDelete("", etcdgw.WithFromKey())).Commit()
+			return err
+		},
+		`Txn nested OpDelete("", WithPrefix)`: func() error {
+			_, err := c.Txn(ctx).Then(etcdgw.OpTxn(nil, []etcdgw.Op{etcdgw.OpDelete("", etcdgw.WithPrefix())}, nil)).Commit()
+			return err
+		},
+	}
+	for name, call := range refused {
+		err := call()
+		require.ErrorIs(t, err, etcdgw.ErrInvalidArgument, name)
+		assert.Contains(t, err.Error(), `Delete(ctx, "\x00", WithFromKey())`, "%s: the message says how to mean it", name)
+	}
+	assert.Empty(t, p.Requests(), "nothing was sent")
+	all, err := c.ReadDir(ctx, "")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b/c", "ns/x"}, keys(all.Kvs))
+
+	// Under a key prefix, the same calls mean the client's namespace.
+	ns, err := etcdgw.New(etcdgw.WithEndpoints(p.Endpoint()), etcdgw.WithKeyPrefix("ns/"))
+	require.NoError(t, err)
+	defer ns.Close()
+	d, err := ns.RmDir(ctx, "")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), d.Deleted)
+	_, err = ns.Set(ctx, "y", 4)
+	require.NoError(t, err)
+	_, err = ns.Txn(ctx).Then(etcdgw.OpDelete("", etcdgw.WithFromKey())).Commit()
+	require.NoError(t, err)
+	all, err = c.ReadDir(ctx, "")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b/c"}, keys(all.Kvs), "only the namespace went")
+
+	// A deliberate wipe says so.
+	d, err = c.Delete(ctx, "\x00", etcdgw.WithFromKey())
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), d.Deleted)
+	all, err = c.ReadDir(ctx, "")
+	require.NoError(t, err)
+	assert.Empty(t, all.Kvs)
+}
+
+// TestTimeToLiveKeysOutsidePrefix attaches keys inside and outside a
+// client's key prefix to one lease: TimeToLive returns the ones inside,
+// without the prefix, and leaves the others out.
+func TestTimeToLiveKeysOutsidePrefix(t *testing.T) {
+	c, prefix := prefixedClient(t)
+	raw := newClient(t)
+	ctx := testCtx(t)
+	g, err := c.Grant(ctx, 60)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Revoke(context.Background(), g.ID) })
+	_, err = c.Set(ctx, "mine", 1, etcdgw.WithLease(g.ID))
+	require.NoError(t, err)
+	outside := strings.TrimSuffix(prefix, "/") + "-other/mine"
+	_, err = raw.Set(ctx, outside, 2, etcdgw.WithLease(g.ID))
+	require.NoError(t, err)
+	_, err = raw.Set(ctx, "/t/elsewhere-"+prefix, 3, etcdgw.WithLease(g.ID))
+	require.NoError(t, err)
+
+	r, err := c.TimeToLive(ctx, g.ID, true)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"mine"}, r.Keys)
+	all, err := raw.TimeToLive(ctx, g.ID, true)
+	require.NoError(t, err)
+	assert.Len(t, all.Keys, 3, "a client without a key prefix sees every key")
+}
