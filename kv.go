@@ -239,11 +239,15 @@ func restartDir(err error, later, callerRev, serializable bool) bool {
 // answer to the request, an end of the call or a limit of the client.
 func memberFailed(err error) bool {
 	switch {
-	case isContextError(err), errors.Is(err, ErrClosed), errors.Is(err, ErrResponseTooLarge), errors.Is(err, ErrMalformedResponse):
+	case errors.Is(err, ErrClosed):
+		return false
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNoHealthyEndpoint):
+		return true // even when a deadline ended it: readDir checks the caller's
+	case isContextError(err), errors.Is(err, ErrResponseTooLarge), errors.Is(err, ErrMalformedResponse):
 		return false
 	}
 	var e *Error
-	return !errors.As(err, &e) || e.HTTPStatus >= 500 || errors.Is(err, ErrUnavailable)
+	return !errors.As(err, &e) || e.HTTPStatus >= 500
 }
 
 // Page sizes of ReadDir: a page is sized to land between pageMinBytes and
