@@ -631,13 +631,14 @@ func (c *Client) putRequest(what string, op *Op) (*wire.PutRequest, error) {
 
 // wipesAll reports whether a delete of key with these options is a request
 // to delete every key of a client without a key prefix that does not say so:
-// the empty key with WithPrefix or WithFromKey (RmDir("") among them).
-func wipesAll(key string, opts opt, keyPrefix bool) bool {
-	return key == "" && !keyPrefix && opts&(optPrefix|optFromKey) != 0
+// the empty key with WithPrefix, WithFromKey or WithRange("\x00") (RmDir("")
+// among them).
+func wipesAll(key, end string, opts opt, keyPrefix bool) bool {
+	return key == "" && !keyPrefix && (opts&(optPrefix|optFromKey) != 0 || (opts&optRange != 0 && end == "\x00"))
 }
 
 func (c *Client) deleteRequest(what string, op *Op) (*wire.DeleteRangeRequest, error) {
-	if wipesAll(op.key, op.opts, len(c.keyPrefix) > 0) {
+	if wipesAll(op.key, op.end, op.opts, len(c.keyPrefix) > 0) {
 		return nil, invalidArgument("%s(\"\"): would delete every key; to mean it, Delete(ctx, \"\\x00\", WithFromKey())", what)
 	}
 	key, end, err := c.keyRange(what, op)

@@ -143,24 +143,25 @@ func TestPageInOrder(t *testing.T) {
 
 func TestWipesAll(t *testing.T) {
 	tests := []struct {
-		key       string
+		key, end  string
 		opts      opt
 		keyPrefix bool
 		want      bool
 	}{
-		{"", optPrefix, false, true},
-		{"", optFromKey, false, true},
-		{"", optPrefix | optPrevKV, false, true},
-		{"", optPrefix, true, false}, // the client's whole namespace
-		{"", optFromKey, true, false},
-		{"\x00", optFromKey, false, false}, // a deliberate wipe
-		{"a", optPrefix, false, false},
-		{"", optRange, false, false},
-		{"", 0, false, false}, // an empty key: ErrKeyNotProvided
+		{"", "", optPrefix, false, true},
+		{"", "", optFromKey, false, true},
+		{"", "", optPrefix | optPrevKV, false, true},
+		{"", "\x00", optRange, false, true}, // WithRange("\x00") is WithFromKey
+		{"", "", optPrefix, true, false},    // the client's whole namespace
+		{"", "", optFromKey, true, false},
+		{"\x00", "", optFromKey, false, false}, // a deliberate wipe
+		{"a", "", optPrefix, false, false},
+		{"", "b", optRange, false, false},
+		{"", "", 0, false, false}, // an empty key: ErrKeyNotProvided
 	}
 	for _, tt := range tests {
-		if got := wipesAll(tt.key, tt.opts, tt.keyPrefix); got != tt.want {
-			t.Errorf("wipesAll(%q, %b, %v) = %v, want %v", tt.key, tt.opts, tt.keyPrefix, got, tt.want)
+		if got := wipesAll(tt.key, tt.end, tt.opts, tt.keyPrefix); got != tt.want {
+			t.Errorf("wipesAll(%q, %q, %b, %v) = %v, want %v", tt.key, tt.end, tt.opts, tt.keyPrefix, got, tt.want)
 		}
 	}
 }
