@@ -385,7 +385,8 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 			sent:     ans.sent,
 			answered: ans.err == nil,
 			status:   ans.status,
-			ctxDone:  ctx.Err() != nil || c.closed.Load(),
+			// An answer read whole stands, whatever happened to ctx since.
+			ctxDone:  ans.err != nil && (ctx.Err() != nil || c.closed.Load()),
 			timedOut: ans.timedOut,
 			tooLarge: errors.Is(ans.err, ErrResponseTooLarge),
 		}
