@@ -360,6 +360,7 @@ func TestSoak(t *testing.T) {
 
 	// Heal, write a last key, and wait for every watcher to see it.
 	s.heal()
+	ctx = testCtx(t) // the setup's has run out during a long run
 	last, err := ref.Set(ctx, "/soak/end", "x")
 	require.NoError(t, err)
 	deadline := time.Now().Add(30 * time.Second)
