@@ -42,8 +42,9 @@ type WatchResponse struct {
 }
 
 // Err returns why the watch ended: ErrCompacted, ErrPermissionDenied,
-// ErrInvalidAuthToken, ErrMalformedResponse, an *Error; or nil for a normal
-// response.
+// ErrInvalidAuthToken, ErrResponseTooLarge (a message, or its fragments
+// together, over WithMaxResponseBytes), ErrMalformedResponse, an *Error; or
+// nil for a normal response.
 func (r *WatchResponse) Err() error { return r.err }
 
 // IsProgressNotify reports a progress notification: no events, and a header
@@ -63,6 +64,13 @@ func (r *WatchResponse) IsProgressNotify() bool {
 // twice. If that revision was compacted meanwhile, the last response has
 // CompactRevision set and Err ErrCompacted, and the channel closes: read the
 // keys again and watch from the read revision + 1.
+//
+// A running stream that breaks, as L7 proxies cut idle streams, does not
+// count against its member; one that cannot be established does. A stream
+// that goes quiet without a reset (a paused member, a partition) is checked
+// after WithStreamKeepalive's interval, and moves to another member when its
+// own does not answer. A message over WithMaxResponseBytes ends the watch with
+// ErrResponseTooLarge.
 //
 // Cancelling ctx ends the watch and closes its connection. The channel must be
 // read: a caller that stops reading stops the watch's stream (the client
