@@ -40,7 +40,7 @@ func testWatchMovesOffAFrozenMember(t *testing.T, tls bool) {
 	opts := []etcdgw.Option{
 		etcdgw.WithEndpoints(urls...),
 		etcdgw.WithAPIPrefix("/v3"), // no version call: the watch is the first connection
-		etcdgw.WithStreamKeepalive(300*time.Millisecond, 300*time.Millisecond),
+		etcdgw.WithStreamKeepalive(300*time.Millisecond, time.Second),
 	}
 	wopts := []etcdgw.Option{etcdgw.WithEndpoints(cl.Endpoints()...)}
 	if tls {
@@ -92,8 +92,8 @@ func testWatchMovesOffAFrozenMember(t *testing.T, tls bool) {
 	got = append(got, collect(t, ch, last)...)
 	moved := time.Since(frozen)
 	t.Logf("%d of %d events after the freeze of member %d, in %v", len(got)-1, 50, on, moved)
-	// Quiet for 300ms, a probe that gets no answer in 300ms, a reconnect: a
-	// second or so, ten on a loaded machine.
+	// Quiet for 300ms, a probe that gets no answer in 1s, a reconnect: two
+	// seconds or so, ten on a loaded machine.
 	assert.Less(t, moved, 10*time.Second, "noticed within the keepalive's bound")
 	want := historyOf(t, w, "f/", from, last)
 	assert.Equal(t, want, got, "every event once, in order")
@@ -112,7 +112,7 @@ func TestWatchOnAQuietHealthyMemberStays(t *testing.T) {
 	url := p.Endpoint("http")
 	prefix := testPrefix(t)
 	c := newClient(t, etcdgw.WithEndpoints(url), etcdgw.WithKeyPrefix(prefix), etcdgw.WithAPIPrefix("/v3"),
-		etcdgw.WithStreamKeepalive(100*time.Millisecond, 500*time.Millisecond))
+		etcdgw.WithStreamKeepalive(100*time.Millisecond, 2*time.Second))
 	w := newClient(t, etcdgw.WithKeyPrefix(prefix))
 	ctx := testCtx(t)
 	ch := c.Watch(ctx, "k")

@@ -91,7 +91,7 @@ func TestWatchFallsBackWhenTheSharedStreamNeverStarts(t *testing.T) {
 	s := etcdtest.NewServer(t, etcdtest.Config{TLS: true})
 	proxy, watches := bufferingProxy(t, s)
 	c, err := etcdgw.New(etcdgw.WithEndpoints(proxy.URL), etcdgw.WithCAFile(s.Certs().CAFile),
-		etcdgw.WithStreamKeepalive(200*time.Millisecond, 200*time.Millisecond))
+		etcdgw.WithStreamKeepalive(200*time.Millisecond, time.Second))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	w := caClient(t, s)
