@@ -126,9 +126,10 @@ func New(opts ...Option) (*Client, error) {
 		WriteBufferSize:       16 << 10,
 		ResponseHeaderTimeout: 0, // watches wait for events; unary attempts have their own bound
 		HTTP2: &http.HTTP2Config{
-			// Pings detect a dead connection under a watch that has nothing to say.
-			SendPingTimeout: 30 * time.Second,
-			PingTimeout:     15 * time.Second,
+			// Pings detect a dead connection under a watch that has nothing
+			// to say: WithStreamKeepalive's bound.
+			SendPingTimeout: cfg.streamIdle,
+			PingTimeout:     cfg.streamTimeout,
 		},
 	}
 	if anyTLS {

@@ -284,8 +284,11 @@ func TestWatchLineOverLimit(t *testing.T) {
 	ch := c.Watch(testCtx(t), "k")
 	require.True(t, next(t, ch).Created)
 	r := next(t, ch)
-	require.ErrorIs(t, r.Err(), etcdgw.ErrMalformedResponse)
+	require.ErrorIs(t, r.Err(), etcdgw.ErrResponseTooLarge, "the client's own limit, not a bad answer")
+	assert.NotErrorIs(t, r.Err(), etcdgw.ErrMalformedResponse)
 	assert.Contains(t, r.Err().Error(), "WithFragment")
+	closed(t, ch, time.Second)
+	assert.Equal(t, int32(1), s.calls.Load(), "never resumed")
 }
 
 func TestWatchFragmentsJoined(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/etcdgw/etcdgw/internal/endpoint"
 	"github.com/etcdgw/etcdgw/internal/wire"
@@ -21,16 +22,32 @@ import (
 //
 // A watch whose reader falls behind does not hold up the others: when its
 // buffer is full the stream cancels it on the server and drops what comes for
-// it, and once its reader has drained the buffer the watch subscribes again
-// from its resume point. Nothing is lost, and memory stays bounded.
+// it, and after a backoff that grows with each eviction in a row the watch
+// subscribes again from its resume point. Nothing is lost, and memory stays
+// bounded.
+//
+// A proxy that buffers request bodies never lets a shared stream start: a
+// watch that gets no created answer in time while its member answers probes
+// moves its member's watches to requests of their own for muxRetryAfter.
 
 // muxBuffer is how many messages a multiplexed watch may hold unread.
 const muxBuffer = 32
 
-// canMultiplex reports whether watches on ep may share a stream: ep speaks
-// HTTP/2. An https endpoint not heard from yet is asked once.
+// muxRetryAfter is how long the watches to a member whose shared stream
+// confirmed nothing use requests of their own before sharing is tried again.
+const muxRetryAfter = 10 * time.Minute
+
+// canMultiplex reports whether watches on ep may share a stream: sharing is
+// on, ep speaks HTTP/2 (an https endpoint not heard from yet is asked once),
+// and its shared stream has not failed to start lately.
 func (c *Client) canMultiplex(ctx context.Context, ep *endpoint.Endpoint) bool {
-	if !ep.TLS {
+	if c.cfg.noMultiplex || !ep.TLS {
+		return false
+	}
+	c.muxMu.Lock()
+	m := c.muxes[ep]
+	c.muxMu.Unlock()
+	if m != nil && time.Now().Before(m.unsharedUntil) {
 		return false
 	}
 	if ep.Proto() == 0 {
@@ -39,20 +56,37 @@ func (c *Client) canMultiplex(ctx context.Context, ep *endpoint.Endpoint) bool {
 	return ep.Proto() == 2
 }
 
+// markUnshared makes the watches to ep use requests of their own for
+// muxRetryAfter, and moves those on its shared stream to them at once.
+func (c *Client) markUnshared(ep *endpoint.Endpoint) {
+	c.muxMu.Lock()
+	defer c.muxMu.Unlock()
+	if m := c.muxes[ep]; m != nil && !m.dead && m.kill != nil {
+		m.dead = true
+		m.kill(errNoCreated)
+	}
+	if c.muxes == nil {
+		c.muxes = map[*endpoint.Endpoint]*watchMux{}
+	}
+	// A stream that never runs holds the mark.
+	c.muxes[ep] = &watchMux{ep: ep, dead: true, unsharedUntil: time.Now().Add(muxRetryAfter)}
+}
+
 // watchMux is one duplex watch stream to an endpoint.
 type watchMux struct {
-	c      *Client
-	ep     *endpoint.Endpoint
-	ctx    context.Context // the stream's request; cancelling it resets the h2 stream
-	cancel context.CancelFunc
-	pw     *io.PipeWriter
-	token  string // the auth token the stream was opened with
+	c     *Client
+	ep    *endpoint.Endpoint
+	ctx   context.Context         // the stream's request; ending it resets the h2 stream
+	kill  context.CancelCauseFunc // ends ctx, saying why
+	pw    *io.PipeWriter
+	token string // the auth token the stream was opened with
 
 	// Guarded by c.muxMu.
-	subs    map[int64]*muxSub
-	creates []*muxSub // subscriptions whose created answer has not come, in order
-	nextID  int64
-	dead    bool
+	subs          map[int64]*muxSub
+	creates       []*muxSub // subscriptions whose created answer has not come, in order
+	nextID        int64
+	dead          bool
+	unsharedUntil time.Time // set on a stream that never runs: see markUnshared
 
 	broken chan struct{} // closed when the stream ends
 	err    error         // why, set before broken closes
@@ -64,10 +98,20 @@ type watchMux struct {
 
 // muxSub is one watch on a multiplexed stream.
 type muxSub struct {
-	id      int64
-	in      chan wire.WatchResponse
-	evicted chan struct{} // closed when the stream dropped this watch for being slow
-	gone    bool          // removed from the stream (guarded by c.muxMu)
+	id   int64
+	in   chan muxMsg
+	stop chan struct{} // closed when the stream dropped this watch
+	// tooLarge is why it was dropped when a message for it was over the
+	// client's limit; nil when it was dropped for falling behind. Set before
+	// stop closes.
+	tooLarge error
+	gone     bool // removed from the stream (guarded by c.muxMu)
+}
+
+// muxMsg is one message for a watch and the size of its line.
+type muxMsg struct {
+	m    wire.WatchResponse
+	size int
 }
 
 // subscribe puts w on the stream to ep, creating the stream if needed, and
@@ -97,7 +141,7 @@ func (c *Client) subscribe(w *watcher, ep *endpoint.Endpoint, req *wire.WatchCre
 		c.muxes[ep] = m
 	}
 	m.nextID++
-	sub := &muxSub{id: m.nextID, in: make(chan wire.WatchResponse, muxBuffer), evicted: make(chan struct{})}
+	sub := &muxSub{id: m.nextID, in: make(chan muxMsg, muxBuffer), stop: make(chan struct{})}
 	m.subs[sub.id] = sub
 	m.creates = append(m.creates, sub)
 	r := *req
@@ -119,7 +163,7 @@ func (c *Client) unsubscribe(m *watchMux, sub *muxSub) {
 		if c.muxes[m.ep] == m {
 			delete(c.muxes, m.ep)
 		}
-		m.cancel() // resets the h2 stream; an EOF of the body would not end it
+		m.kill(nil) // resets the h2 stream; an EOF of the body would not end it
 	}
 }
 
@@ -151,19 +195,19 @@ func (c *Client) startMux(ep *endpoint.Endpoint, prefix string) (*watchMux, erro
 		broken: make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 	}
-	m.ctx, m.cancel = context.WithCancel(c.ctx)
+	m.ctx, m.kill = context.WithCancelCause(c.ctx)
 	hdrs := c.headers.Load()
 	m.token = hdrs.token
 	req, err := c.newRequest(m.ctx, ep, prefix+wire.PathWatch, &rpc{path: wire.PathWatch, idempotent: true, leader: true}, hdrs)
 	if err != nil {
-		m.cancel()
+		m.kill(nil)
 		return nil, err
 	}
 	req.Body = pr
 	req.ContentLength = -1
 	req.GetBody = nil
 	if !c.spawn(m.write) || !c.spawn(func() { m.read(req) }) {
-		m.cancel()
+		m.kill(nil)
 		return nil, ErrClosed
 	}
 	return m, nil
@@ -201,10 +245,21 @@ func (m *watchMux) write() {
 	}
 }
 
-// read sends the request and dispatches the stream's messages to the watches.
+// read sends the request and dispatches the stream's messages to the watches,
+// with a keepalive that ends the stream when it goes silent and its member
+// no longer answers.
 func (m *watchMux) read(req *http.Request) {
 	c := m.c
-	err := m.readStream(req)
+	act := newActivity()
+	guarded := make(chan struct{})
+	go func() {
+		defer close(guarded)
+		c.keepalive(m.ctx, m.ep, act, nil, m.kill)
+	}()
+	err := m.readStream(req, act)
+	if cause := context.Cause(m.ctx); errors.Is(cause, errStreamStalled) || errors.Is(cause, errNoCreated) {
+		err = fmt.Errorf("%s: %w", m.ep.URL, cause)
+	}
 	c.muxMu.Lock()
 	m.err = err
 	m.dead = true
@@ -212,12 +267,16 @@ func (m *watchMux) read(req *http.Request) {
 		delete(c.muxes, m.ep)
 	}
 	c.muxMu.Unlock()
-	m.cancel()
+	m.kill(nil)
+	<-guarded
 	m.pw.CloseWithError(err) // unblocks a write the transport no longer reads
 	close(m.broken)
 }
 
-func (m *watchMux) readStream(req *http.Request) error {
+// errCutMidLine ends a shared stream that broke inside a message.
+var errCutMidLine = errors.New("stream cut inside a message")
+
+func (m *watchMux) readStream(req *http.Request, act *activity) error {
 	c := m.c
 	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
@@ -225,31 +284,47 @@ func (m *watchMux) readStream(req *http.Request) error {
 	}
 	defer resp.Body.Close()
 	m.ep.SetProto(resp.ProtoMajor)
+	act.touch()
+	body := watchedBody{resp.Body, act}
 	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
 		return newError(wire.ParseErrorBody(resp.StatusCode, b), m.ep.URL)
 	}
-	lr := wire.NewLineReader(resp.Body, 4096, c.maxBody)
+	lr := wire.NewLineReader(body, 4096, c.maxBody)
 	for {
 		line, err := lr.Next()
 		if err != nil {
-			return err
+			if !errors.Is(err, wire.ErrLineTooLong) {
+				return err
+			}
+			// The message over the limit ends its own watch only; the
+			// others go on after it.
+			id, ok := wire.WatchIDOf(lr.Head())
+			if !ok {
+				return tooLargeError(m.ep, c.maxBody, "a watch message")
+			}
+			m.refuse(id, tooLargeError(m.ep, c.maxBody, "a watch message"))
+			lr.Resume()
+			continue
 		}
 		var a wire.Arena
 		var msg wire.WatchResponse
 		st, err := wire.DecodeWatchLine(line, &a, &msg)
 		if err != nil {
+			if lr.Tail() {
+				return fmt.Errorf("%w: %v", errCutMidLine, err)
+			}
 			return malformed(m.ep.URL, err)
 		}
 		if st != nil {
 			return newError(*st, m.ep.URL)
 		}
-		m.dispatch(&msg)
+		m.dispatch(&msg, len(line))
 	}
 }
 
 // dispatch hands a message to its watch, or drops the watch if it is full.
-func (m *watchMux) dispatch(msg *wire.WatchResponse) {
+func (m *watchMux) dispatch(msg *wire.WatchResponse, size int) {
 	c := m.c
 	c.muxMu.Lock()
 	defer c.muxMu.Unlock()
@@ -276,7 +351,7 @@ func (m *watchMux) dispatch(msg *wire.WatchResponse) {
 		return
 	}
 	select {
-	case sub.in <- *msg:
+	case sub.in <- muxMsg{*msg, size}:
 		if msg.Canceled {
 			// etcd ended this watch: it stops here and sends nothing more.
 			sub.gone = true
@@ -284,77 +359,124 @@ func (m *watchMux) dispatch(msg *wire.WatchResponse) {
 		}
 	default:
 		m.drop(sub)
-		close(sub.evicted)
+		close(sub.stop)
 		c.evictions.Add(1)
 	}
 }
 
+// refuse drops the watch with this ID from the stream, for a message over
+// the client's limit.
+func (m *watchMux) refuse(id int64, err error) {
+	m.c.muxMu.Lock()
+	defer m.c.muxMu.Unlock()
+	sub := m.subs[id]
+	if sub == nil || sub.gone {
+		return
+	}
+	m.drop(sub)
+	sub.tooLarge = err
+	close(sub.stop)
+}
+
 // muxStream runs w on the multiplexed stream to ep until the stream ends, the
-// watch ends, or the stream drops it for being slow.
-func (w *watcher) muxStream(ep *endpoint.Endpoint) outcome {
+// watch ends, or the stream drops it.
+func (w *watcher) muxStream(ep *endpoint.Endpoint) watchEnd {
 	c := w.c
 	req, err := w.request()
 	if err != nil {
-		return w.endOrRetry(err)
+		return w.notStarted(err)
 	}
 	m, sub, err := c.subscribe(w, ep, &req)
 	if err != nil {
-		if errors.Is(err, ErrClosed) {
-			return done
-		}
-		return w.endOrRetry(err)
+		return w.notStarted(err)
 	}
+	since := time.Now()
 	defer c.unsubscribe(m, sub)
 	w.token = m.token
+	// A proxy that buffers request bodies holds the shared stream back for
+	// good: without a created answer in time, the watch asks its member
+	// whether it is there at all.
+	confirm := time.NewTimer(c.cfg.streamIdle + c.cfg.streamTimeout)
+	defer confirm.Stop()
 	for {
 		select {
 		case msg := <-sub.in:
-			if o, end := w.handle(&msg, ep); end {
-				return o
+			if end, over := w.handle(&msg.m, msg.size, ep); over {
+				return end
 			}
-		case <-sub.evicted:
-			// Handle what was buffered before the drop, then subscribe again.
-			if o, end := w.drain(sub, ep); end {
-				return o
+		case <-confirm.C:
+			if w.running.Load() {
+				continue
 			}
-			return again
+			end := w.end(watchNoCreated, fmt.Errorf("%s: %w", ep.URL, errNoCreated))
+			end.shared = true
+			end.memberOK = c.probeWithin(w.ctx, ep)
+			end.ctxDone = w.ctx.Err() != nil
+			return end
+		case <-sub.stop:
+			// Handle what was buffered before the drop.
+			if end, over := w.drain(sub, ep); over {
+				return end
+			}
+			if sub.tooLarge != nil {
+				return w.end(watchTooLarge, sub.tooLarge)
+			}
+			if time.Since(since) >= evictionReset {
+				w.evictions = 0
+			}
+			w.evictions++
+			end := w.end(watchEvicted, nil)
+			end.shared = true
+			return end
 		case <-m.broken:
-			if o, end := w.drain(sub, ep); end {
-				return o
+			if end, over := w.drain(sub, ep); over {
+				return end
 			}
 			return w.muxBroken(ep, m.err)
 		case <-w.ctx.Done():
-			return done
+			return watchEnd{ctxDone: true}
 		}
 	}
 }
 
-// muxBroken decides what the end of a multiplexed stream means to a watch.
-func (w *watcher) muxBroken(ep *endpoint.Endpoint, err error) outcome {
+// muxBroken describes the end of a shared stream to one of its watches.
+func (w *watcher) muxBroken(ep *endpoint.Endpoint, err error) watchEnd {
 	var e *Error
 	if errors.As(err, &e) {
-		return w.status(ep, wire.Status{Code: e.Code, HTTPStatus: e.HTTPStatus, Message: e.Message}, w.token)
+		end := w.status(e)
+		end.shared = true
+		return end
 	}
-	if errors.Is(err, ErrMalformedResponse) {
-		return w.terminal(err)
+	end := w.end(watchCut, err)
+	end.shared = true
+	switch {
+	case errors.Is(err, errStreamStalled):
+		end.how = watchStalled
+	case errors.Is(err, errNoCreated):
+		end.how, end.memberOK = watchNoCreated, true
+	case errors.Is(err, ErrResponseTooLarge):
+		end.how = watchTooLarge
+	case errors.Is(err, ErrMalformedResponse):
+		end.how = watchMalformed
+	case errors.Is(err, errCutMidLine):
+		end.how = watchCutMidLine
+	default:
+		end.err = fmt.Errorf("%s: %w", ep.URL, err)
 	}
-	if errors.Is(err, wire.ErrLineTooLong) {
-		return w.terminal(fmt.Errorf("%w: watch on %s: %v; WithFragment splits large revisions", ErrMalformedResponse, ep.URL, err))
-	}
-	return w.transient(ep)
+	return end
 }
 
-// drain handles the messages sub buffered before its stream went away; end
-// reports that one of them ended the watch, with o the outcome.
-func (w *watcher) drain(sub *muxSub, ep *endpoint.Endpoint) (o outcome, end bool) {
+// drain handles the messages sub buffered before its stream went away; over
+// reports that one of them ended the watch.
+func (w *watcher) drain(sub *muxSub, ep *endpoint.Endpoint) (end watchEnd, over bool) {
 	for {
 		select {
 		case msg := <-sub.in:
-			if o, end := w.handle(&msg, ep); end {
-				return o, true
+			if end, over := w.handle(&msg.m, msg.size, ep); over {
+				return end, true
 			}
 		default:
-			return o, false
+			return watchEnd{}, false
 		}
 	}
 }
