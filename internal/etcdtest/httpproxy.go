@@ -226,13 +226,20 @@ func (p *HTTPProxy) ResetAnswers(path string, n int) {
 	p.resets = append(p.resets, pathCut{path, n})
 }
 
-// SetIdleTimeout makes the proxy abort every answer, from now on, that
-// passes no byte on for d, as an L7 load balancer's idle timeout does; 0
-// turns it off. It applies to requests that start after the call.
+// SetIdleTimeout makes the proxy abort every answer that passes no byte on
+// for d, live answers included, as an L7 load balancer's idle timeout does;
+// 0 turns it off.
 func (p *HTTPProxy) SetIdleTimeout(d time.Duration) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.idle = d
+	live := make([]*faultWriter, 0, len(p.live))
+	for fw := range p.live {
+		live = append(live, fw)
+	}
+	p.mu.Unlock()
+	for _, fw := range live {
+		fw.setIdle(d)
+	}
 }
 
 // SetBeforeForward has f called with each request about to be forwarded to
@@ -305,11 +312,11 @@ func take(list []pathCut, path string) (bool, []pathCut) {
 
 // admit counts req and decides its fate, or reports false when the proxy is
 // closing.
-func (p *HTTPProxy) admit(req *http.Request, fw *faultWriter) (reply *Reply, before func(*http.Request), ok bool) {
+func (p *HTTPProxy) admit(req *http.Request, fw *faultWriter) (reply *Reply, before func(*http.Request), idle time.Duration, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closing {
-		return nil, nil, false
+		return nil, nil, 0, false
 	}
 	p.handlers.Add(1)
 	path := req.URL.Path
@@ -324,13 +331,12 @@ func (p *HTTPProxy) admit(req *http.Request, fw *faultWriter) (reply *Reply, bef
 		case r.Times > 1:
 			p.replies[i].Times--
 		}
-		return &r, nil, true
+		return &r, nil, 0, true
 	}
 	fw.path = path
 	fw.reset, p.resets = take(p.resets, path)
-	fw.idle = p.idle
 	p.live[fw] = struct{}{}
-	return nil, p.before, true
+	return nil, p.before, p.idle, true
 }
 
 // takeLineCut reports whether an answer to path takes a pending CutLines
@@ -347,7 +353,7 @@ func (p *HTTPProxy) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, req 
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
 	fw := &faultWriter{ResponseWriter: w, p: p, cancel: cancel}
-	reply, before, ok := p.admit(req, fw)
+	reply, before, idle, ok := p.admit(req, fw)
 	if !ok {
 		http.Error(w, "etcdtest: proxy is closing", http.StatusServiceUnavailable)
 		return
@@ -376,7 +382,7 @@ func (p *HTTPProxy) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, req 
 	if before != nil {
 		before(req)
 	}
-	fw.startTimer()
+	fw.setIdle(idle)
 	// A watch reads further requests from the body while its answer
 	// streams, which HTTP/1.1 servers do not allow by default.
 	_ = http.NewResponseController(w).EnableFullDuplex()
@@ -399,10 +405,11 @@ type faultWriter struct {
 	// Set by admit before the answer starts.
 	path  string
 	reset bool
-	idle  time.Duration
 
-	mu      sync.Mutex // guards timer, cutLine and pending
+	mu      sync.Mutex // guards idle, timer, done, cutLine and pending
+	idle    time.Duration
 	timer   *time.Timer
+	done    bool   // the handler has ended: no more timers
 	cutLine bool   // this answer has taken a CutLines cut
 	pending []byte // the line being cut, held back
 
@@ -414,18 +421,27 @@ func (fw *faultWriter) Unwrap() http.ResponseWriter { return fw.ResponseWriter }
 
 func (fw *faultWriter) Flush() { _ = http.NewResponseController(fw.ResponseWriter).Flush() }
 
-func (fw *faultWriter) startTimer() {
-	if fw.idle <= 0 {
-		return
-	}
+// setIdle (re)starts the idle timer with d, or stops it for 0.
+func (fw *faultWriter) setIdle(d time.Duration) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	fw.timer = time.AfterFunc(fw.idle, fw.abort)
+	if fw.done {
+		return
+	}
+	fw.idle = d
+	if fw.timer != nil {
+		fw.timer.Stop()
+		fw.timer = nil
+	}
+	if d > 0 {
+		fw.timer = time.AfterFunc(d, fw.abort)
+	}
 }
 
 func (fw *faultWriter) stopTimer() {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	fw.done = true
 	if fw.timer != nil {
 		fw.timer.Stop()
 	}
@@ -445,7 +461,7 @@ func (fw *faultWriter) Write(b []byte) (int, error) {
 		return 0, errCutByProxy
 	}
 	fw.mu.Lock()
-	if fw.timer != nil {
+	if fw.timer != nil && fw.idle > 0 {
 		fw.timer.Reset(fw.idle)
 	}
 	if !fw.cutLine {

@@ -177,9 +177,10 @@ func TestHTTPProxyIdleTimeoutAndCutStreams(t *testing.T) {
 		t.Error("watch after CutStreams ended cleanly, want an error")
 	}
 
-	p.SetIdleTimeout(200 * time.Millisecond)
+	// The idle timeout applies to a live stream too.
 	_, r = rawWatch(t, client, p.Endpoint(), "k")
 	start := time.Now()
+	p.SetIdleTimeout(200 * time.Millisecond)
 	if _, err := io.ReadAll(r); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("idle watch ended with %v, want the proxy's cut", err)
 	}
