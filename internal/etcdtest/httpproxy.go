@@ -266,12 +266,14 @@ func (p *HTTPProxy) CutStreams() {
 }
 
 // Clear removes every pending Reply, CutLines and ResetAnswers, the idle
-// timeout and the SetBeforeForward function. Answers in progress go on.
+// timeout (of live answers too) and the SetBeforeForward function. Answers
+// in progress go on.
 func (p *HTTPProxy) Clear() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.replies, p.lineCuts, p.resets = nil, nil, nil
-	p.idle, p.before = 0, nil
+	p.before = nil
+	p.mu.Unlock()
+	p.SetIdleTimeout(0)
 }
 
 // Close stops the proxy, ending every answer in progress, and waits for its
