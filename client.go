@@ -54,8 +54,7 @@ type Client struct {
 	pageHook func() // tests: called after each ReadDir page
 }
 
-// requestHeaders are built once and shared by every request: the transport
-// only reads them.
+// requestHeaders are built once and copied into each request.
 type requestHeaders struct {
 	plain  http.Header // for calls that do not require a leader
 	leader http.Header // with Grpc-Metadata-Hasleader: true
@@ -114,18 +113,18 @@ func New(opts ...Option) (*Client, error) {
 		maxBody:    cfg.maxResponseBytes,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.conns = endpoint.NewConns(endpoint.Dialer(cfg.unixSocket))
+	c.conns = endpoint.NewConns(endpoint.Dialer(cfg.unixSocket, cfg.dialTimeout))
 	c.transport = &http.Transport{
 		DialContext:           c.conns.Dial,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
+		TLSHandshakeTimeout:   cfg.dialTimeout,
 		DisableCompression:    true,
 		ReadBufferSize:        32 << 10,
 		WriteBufferSize:       16 << 10,
-		ResponseHeaderTimeout: 0, // watches wait for events; ctx bounds unary calls
+		ResponseHeaderTimeout: 0, // watches wait for events; unary attempts have their own bound
 		HTTP2: &http.HTTP2Config{
 			// Pings detect a dead connection under a watch that has nothing to say.
 			SendPingTimeout: 30 * time.Second,
@@ -220,6 +219,10 @@ func (c *Client) Version(ctx context.Context) (*VersionResponse, error) {
 	if err != nil {
 		return nil, err
 	}
+	if v.Server == "" {
+		// Something answers /version that is not etcd: a web server, a proxy.
+		return nil, fmt.Errorf("%w: GET /version: the answer has no etcdserver version: is this etcd's client URL?", ErrMalformedResponse)
+	}
 	c.learnVersion(v.Server)
 	return &VersionResponse{Server: v.Server, Cluster: v.Cluster, Storage: v.Storage}, nil
 }
@@ -289,20 +292,16 @@ func (c *Client) apiPrefix(ctx context.Context) (string, error) {
 	if p := c.prefix.Load(); p != nil {
 		return *p, nil
 	}
-	_, err := c.prefixFetch.do(ctx, func(ctx context.Context) (string, error) {
+	return c.prefixFetch.do(ctx, func(ctx context.Context) (string, error) {
 		if p := c.prefix.Load(); p != nil {
 			return *p, nil
 		}
 		v, err := c.Version(ctx)
 		if err != nil {
-			return "", fmt.Errorf("etcdgw: detecting the API prefix: %w", err)
+			return "", &multiError{msg: "detecting the API prefix", errs: []error{err}}
 		}
 		return prefixFor(v.Server), nil
 	})
-	if err != nil {
-		return "", err
-	}
-	return *c.prefix.Load(), nil
 }
 
 // legacyPath is path under the API prefix p: etcd 3.3 and older serve the lease
@@ -332,8 +331,8 @@ type rpc struct {
 }
 
 // unary sends r and hands the body of the 2xx answer to decode. It picks a
-// healthy endpoint, authenticates, retries as r allows, and maps error answers
-// to *Error.
+// healthy endpoint, authenticates, bounds each attempt, and retries as decide
+// rules; error answers become *Error.
 func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep *endpoint.Endpoint) error) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -371,94 +370,169 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 			ep = nil
 		}
 		if ep == nil {
-			if lastErr != nil {
-				return lastErr
-			}
-			return ErrNoHealthyEndpoint
+			return c.noEndpoint(ctx, r, lastErr)
 		}
 		hdrs := c.headers.Load()
-		body, status, err := c.send(ctx, ep, urlPath, r, hdrs)
-		if err != nil {
-			if cerr := c.ctxErr(ctx, r); cerr != nil {
-				return cerr
-			}
-			var nr *notSentError
-			notSent := errors.As(err, &nr)
-			if notSent {
-				err = nr.err
-			}
-			if !notSent && errors.Is(err, io.EOF) {
-				// The connection closed with no answer at all.
-				if c.auth != nil && !r.noAuth && !authRetried {
-					// Some gateways drop the connection on a token they refuse
-					// (patroni#2552): fetch a new one, and retry a read once.
-					authRetried = true
-					if _, terr := c.refreshToken(ctx, hdrs.token); terr != nil {
-						return terr
-					}
-					if r.idempotent {
-						continue
-					}
-				}
-				if c.emptyReplies(ctx, ep, urlPath) {
-					return &Error{Code: wire.CodeUnknown, Endpoint: ep.URL,
-						Message: "empty reply: etcd 3.4.23's gateway drops every error answer (etcd-io/etcd#15256); upgrade to 3.4.24 or later"}
-				}
-			}
-			c.ring.Fail(ep)
-			lastErr = fmt.Errorf("etcdgw: %s: %w", ep.URL, err)
-			if r.idempotent || notSent {
-				tried = append(tried, ep)
-				continue
-			}
-			return fmt.Errorf("%w: %s may have been applied: %w", ErrOutcomeUnknown, r.path, lastErr)
+		untried := len(c.ring.Endpoints()) - len(tried)
+		if r.ep != nil {
+			untried = 1
 		}
-		if status/100 == 2 {
+		ans := c.exchange(ctx, ep, urlPath, r, hdrs, c.attemptTimeout(ctx, untried))
+		a := attempt{
+			write:    !r.idempotent,
+			sent:     ans.sent,
+			answered: ans.err == nil,
+			status:   ans.status,
+			ctxDone:  ctx.Err() != nil || c.closed.Load(),
+			timedOut: ans.timedOut,
+			tooLarge: errors.Is(ans.err, ErrResponseTooLarge),
+		}
+		var e *Error
+		if a.answered && ans.status/100 != 2 {
+			st := wire.ParseErrorBody(ans.status, ans.body.b)
+			c.putBuf(ans.body)
+			e = newError(st, ep.URL)
+			e.hint = statusHint(e)
+			a.refused = refusedBeforeProposal(e)
+			a.stopping = memberStopping(e)
+		}
+		if !a.answered && !a.ctxDone && !a.tooLarge && errors.Is(ans.err, errNoAnswer) {
+			// The connection closed with no answer at all.
+			if c.auth != nil && !r.noAuth && !authRetried {
+				// Some gateways drop the connection on a token they refuse
+				// (patroni#2552): fetch a new one, and retry a read once.
+				authRetried = true
+				if _, terr := c.refreshToken(ctx, hdrs.token); terr != nil {
+					return terr
+				}
+				if r.idempotent {
+					continue
+				}
+			}
+			if c.emptyReplies(ctx, ep, urlPath) {
+				return &Error{Code: wire.CodeUnknown, Endpoint: ep.URL,
+					Message: "empty reply: etcd 3.4.23's gateway drops every error answer (etcd-io/etcd#15256); upgrade to 3.4.24 or later"}
+			}
+		}
+		d := decide(a)
+		if d.memberFail {
+			c.ring.Fail(ep)
+		} else if a.answered && !a.ctxDone {
 			c.ring.Succeed(ep)
-			err := decode(body.b, ep)
-			c.putBuf(body)
+		}
+		var cause error = e
+		if e == nil && ans.err != nil {
+			cause = ans.err
+			if !a.tooLarge && !a.ctxDone {
+				cause = &transportError{endpoint: ep.URL, err: ans.err, hint: transportHint(ep.TLS, ep.Proto() == 0, ans.err)}
+			}
+		}
+		if d.memberFail {
+			ep.SetLastError(cause)
+		}
+		switch d.act {
+		case actDone:
+			err := decode(ans.body.b, ep)
+			c.putBuf(ans.body)
 			if err != nil {
 				return malformed(ep.URL, err)
 			}
 			return nil
+		case actNext:
+			lastErr = cause
+			tried = append(tried, ep)
+			continue
+		case actUnknown:
+			return c.unknownOutcome(ctx, r, ep, cause)
 		}
-		st := wire.ParseErrorBody(status, body.b)
-		c.putBuf(body)
-		e := newError(st, ep.URL)
-		if status >= 500 {
-			c.ring.Fail(ep)
-			// A member without a leader refuses before applying anything.
-			if r.idempotent || e.kind == wire.KindNoLeader {
-				tried = append(tried, ep)
-				lastErr = e
-				continue
-			}
-			if wire.MayHaveApplied(e.Message) {
-				return fmt.Errorf("%w: %s may have been applied: %w", ErrOutcomeUnknown, r.path, e)
-			}
-			return e
-		}
-		c.ring.Succeed(ep)
-		if c.auth != nil && !r.noAuth && !authRetried && e.needsNewToken() {
+		// actFinal
+		switch {
+		case a.ctxDone:
+			return c.ctxEnded(ctx, r, cause)
+		case e != nil && c.auth != nil && !r.noAuth && !authRetried && e.needsNewToken():
 			authRetried = true
 			if _, err := c.refreshToken(ctx, hdrs.token); err != nil {
 				return err
 			}
 			continue
+		case a.tooLarge:
+			return &multiError{msg: rpcName(r.path) + " on " + ep.URL, errs: []error{ans.err}}
 		}
 		return e
 	}
 }
 
-// ctxErr returns the error for a call whose context ended, or nil.
-func (c *Client) ctxErr(ctx context.Context, r *rpc) error {
+// rpcNames are the gateway RPCs by path, for messages and observers.
+var rpcNames = map[string]string{
+	wire.PathRange: "Range", wire.PathPut: "Put", wire.PathDeleteRange: "DeleteRange", wire.PathTxn: "Txn",
+	wire.PathCompaction: "Compact", wire.PathWatch: "Watch", wire.PathLeaseGrant: "LeaseGrant",
+	wire.PathLeaseRevoke: "LeaseRevoke", wire.PathLeaseKeepAlive: "LeaseKeepAlive",
+	wire.PathLeaseTTL: "LeaseTimeToLive", wire.PathLeaseLeases: "LeaseLeases",
+	wire.PathAuthenticate: "Authenticate", wire.PathVersion: "Version", wire.PathHealth: "Health",
+}
+
+// rpcName is the gateway RPC of a path: "/kv/range" is "Range".
+func rpcName(path string) string {
+	if n, ok := rpcNames[path]; ok {
+		return n
+	}
+	return path
+}
+
+// unknownOutcome is the error of a write that may have been applied.
+func (c *Client) unknownOutcome(ctx context.Context, r *rpc, ep *endpoint.Endpoint, cause error) error {
+	errs := []error{ErrOutcomeUnknown}
+	if c.closed.Load() {
+		errs = append(errs, ErrClosed, context.Canceled)
+	} else if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	if cause == nil {
+		cause = ctx.Err()
+	}
+	return &multiError{msg: fmt.Sprintf("%s on %s may have been applied", rpcName(r.path), ep.URL), errs: append(errs, cause)}
+}
+
+// ctxEnded is the error of a call that its ctx or Close ended before an
+// answer: it matches the context's error, and for a deadline ErrUnavailable
+// too (no member answered in time).
+func (c *Client) ctxEnded(ctx context.Context, r *rpc, cause error) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("etcdgw: %s: %w", r.path, err)
+	err := ctx.Err()
+	if cause == nil || isContextError(cause) {
+		cause = err
 	}
-	return nil
+	errs := []error{err}
+	if errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, ErrUnavailable)
+	}
+	return &multiError{msg: rpcName(r.path), errs: append(errs, cause)}
+}
+
+// noEndpoint is the error of a call that found no member to try: every
+// endpoint is unhealthy, or each was tried. It wraps the last failure seen,
+// of this call or of an earlier one.
+func (c *Client) noEndpoint(ctx context.Context, r *rpc, lastErr error) error {
+	if ctx.Err() != nil || c.closed.Load() {
+		return c.ctxEnded(ctx, r, lastErr)
+	}
+	if lastErr != nil {
+		if errors.Is(lastErr, ErrUnavailable) {
+			return &multiError{msg: rpcName(r.path), errs: []error{lastErr}}
+		}
+		return &multiError{msg: rpcName(r.path) + ": no member could serve it", errs: []error{ErrUnavailable, lastErr}}
+	}
+	for _, ep := range c.ring.Endpoints() {
+		if err := ep.LastError(); err != nil {
+			lastErr = err
+		}
+	}
+	if lastErr == nil {
+		return ErrNoHealthyEndpoint
+	}
+	return &multiError{msg: "no healthy endpoint; last failure", errs: []error{ErrNoHealthyEndpoint, ErrUnavailable, lastErr}}
 }
 
 // body is a pooled buffer holding an answer.
@@ -500,38 +574,64 @@ func (c *Client) putBuf(b *body) {
 	}
 }
 
-// notSentError marks a transport error that happened before the request was
-// written: retrying it cannot apply a write twice.
-type notSentError struct{ err error }
+// answer is the result of one attempt: an HTTP answer read whole, or why none
+// came.
+type answer struct {
+	body     *body
+	status   int
+	err      error // no answer: transport error, attempt timeout, too large
+	sent     bool  // the request may have reached etcd
+	timedOut bool  // the attempt timeout ended it
+}
 
-func (e *notSentError) Error() string { return e.err.Error() }
-func (e *notSentError) Unwrap() error { return e.err }
-
-// send performs one HTTP exchange to urlPath on ep and reads the whole answer.
-func (c *Client) send(ctx context.Context, ep *endpoint.Endpoint, urlPath string, r *rpc, h *requestHeaders) (*body, int, error) {
+// exchange performs one attempt of r on ep: the request, bounded by timeout
+// until the answer's headers (0: by ctx alone), and the whole answer.
+func (c *Client) exchange(ctx context.Context, ep *endpoint.Endpoint, urlPath string, r *rpc, h *requestHeaders, timeout time.Duration) answer {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var wrote atomic.Bool
 	if !r.idempotent {
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
 			WroteHeaders: func() { wrote.Store(true) },
 		})
 	}
-	req, err := c.newRequest(ctx, ep, urlPath, r, h)
+	req, err := c.newRequest(actx, ep, urlPath, r, h)
 	if err != nil {
-		return nil, 0, err
+		return answer{err: err}
+	}
+	var timer *time.Timer
+	if timeout > 0 {
+		timer = time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
 	}
 	resp, err := c.transport.RoundTrip(req)
+	if timer != nil {
+		timer.Stop()
+	}
+	timedOut := context.Cause(actx) == errAttemptTimeout
+	// An idempotent call may always have reached etcd; a write has not if its
+	// headers were never written.
+	sent := r.idempotent || wrote.Load()
 	if err != nil {
-		if !r.idempotent && !wrote.Load() {
-			return nil, 0, &notSentError{err}
+		if timedOut {
+			err = fmt.Errorf("%w of %v", errAttemptTimeout, timeout)
+		} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("%w: %w", errNoAnswer, err)
 		}
-		return nil, 0, err
+		return answer{err: err, sent: sent, timedOut: timedOut}
 	}
 	ep.SetProto(resp.ProtoMajor)
 	b, err := c.readAll(resp)
 	if err != nil {
-		return nil, 0, err
+		return answer{err: err, sent: true}
 	}
-	return b, resp.StatusCode, nil
+	return answer{body: b, status: resp.StatusCode, sent: true}
+}
+
+// send performs one exchange with no attempt bound, for the client's own
+// checks; err is a transport error.
+func (c *Client) send(ctx context.Context, ep *endpoint.Endpoint, urlPath string, r *rpc, h *requestHeaders) (*body, int, error) {
+	ans := c.exchange(ctx, ep, urlPath, r, h, 0)
+	return ans.body, ans.status, ans.err
 }
 
 // newRequest builds the request of r to urlPath on ep.
@@ -549,12 +649,17 @@ func (c *Client) newRequest(ctx context.Context, ep *endpoint.Endpoint, urlPath 
 		return nil, err
 	}
 	req.Host = ep.Host
-	hdr := h.plain
+	src := h.plain
 	if r.leader {
-		hdr = h.leader
+		src = h.leader
 	}
-	if r.noAuth && h.token != "" {
-		hdr = hdr.Clone()
+	// Each request has a map of its own, which a wrapping RoundTripper may
+	// change; the values are shared, capped so that an Add copies them.
+	hdr := make(http.Header, len(src))
+	for k, v := range src {
+		hdr[k] = v[:len(v):len(v)]
+	}
+	if r.noAuth {
 		delete(hdr, "Authorization")
 	}
 	req.Header = hdr
@@ -566,7 +671,7 @@ func (c *Client) newRequest(ctx context.Context, ep *endpoint.Endpoint, urlPath 
 func (c *Client) readAll(resp *http.Response) (*body, error) {
 	defer resp.Body.Close()
 	if resp.ContentLength > int64(c.maxBody) {
-		return nil, fmt.Errorf("%w: answer of %d bytes is over the limit of %d", ErrMalformedResponse, resp.ContentLength, c.maxBody)
+		return nil, fmt.Errorf("%w: answer of %d bytes is over WithMaxResponseBytes(%d)", ErrResponseTooLarge, resp.ContentLength, c.maxBody)
 	}
 	if resp.ContentLength >= 0 {
 		b := c.getBuf(int(resp.ContentLength))
@@ -585,7 +690,7 @@ func (c *Client) readAll(resp *http.Response) (*body, error) {
 		b.b = b.b[:len(b.b)+n]
 		if len(b.b) > c.maxBody {
 			c.putBuf(b)
-			return nil, fmt.Errorf("%w: answer over the limit of %d bytes", ErrMalformedResponse, c.maxBody)
+			return nil, fmt.Errorf("%w: answer over WithMaxResponseBytes(%d)", ErrResponseTooLarge, c.maxBody)
 		}
 		if err == io.EOF {
 			return b, nil

@@ -34,7 +34,10 @@
 // Every call takes a context. A unary call whose context has no deadline gets
 // the client's [WithTimeout] (5s by default); watches and KeepAlive loops run
 // until their context ends. When the context ends, the error satisfies
-// errors.Is(err, ctx.Err()).
+// errors.Is(err, ctx.Err()). Within a call, each attempt on one member is
+// bounded too ([WithAttemptTimeout], derived from the deadline by default),
+// and so is each connect ([WithDialTimeout]): a member that hangs costs one
+// attempt, not the whole call.
 //
 // # Errors
 //
@@ -69,9 +72,14 @@
 // # Clusters
 //
 // Several endpoints form a ring that starts at a random one. A failed endpoint
-// is skipped for a fail timeout ([WithHealthCheck]); reads retry on the next
-// endpoint, writes only when they surely did not reach etcd, and a write
-// whose outcome is unknown fails with [ErrOutcomeUnknown].
+// (refused, reset, hung past the attempt timeout, a 5xx) is skipped for a fail
+// timeout ([WithHealthCheck]); reads, renewals and watch connects retry on the
+// next endpoint, writes only when they surely did not reach etcd. A write
+// that may have been applied and was not confirmed (cut after sending, a
+// deadline after sending, a proxy's 502 or 504) fails with
+// [ErrOutcomeUnknown] and is never retried. A read that no member could
+// serve fails with [ErrUnavailable]. An answer over [WithMaxResponseBytes] is
+// [ErrResponseTooLarge], the client's own limit and no member's failure.
 //
 // # lua-resty-etcd
 //

@@ -19,6 +19,7 @@ type Error struct {
 	Endpoint   string // the endpoint that answered
 
 	kind wire.Kind
+	hint string // what to do about it, when the cause is known
 }
 
 func newError(st wire.Status, endpoint string) *Error {
@@ -36,10 +37,16 @@ func (e *Error) Error() string {
 	if msg == "" {
 		msg = "empty error reply"
 	}
+	var s string
 	if e.HTTPStatus != 0 {
-		return fmt.Sprintf("etcdgw: %s (code %d, http %d, %s)", msg, e.Code, e.HTTPStatus, e.Endpoint)
+		s = fmt.Sprintf("etcdgw: %s (code %d, http %d, %s)", msg, e.Code, e.HTTPStatus, e.Endpoint)
+	} else {
+		s = fmt.Sprintf("etcdgw: %s (code %d, %s)", msg, e.Code, e.Endpoint)
 	}
-	return fmt.Sprintf("etcdgw: %s (code %d, %s)", msg, e.Code, e.Endpoint)
+	if e.hint != "" {
+		s += ": " + e.hint
+	}
+	return s
 }
 
 // Is reports whether target is the sentinel error for e's meaning: its kind, or
@@ -76,22 +83,30 @@ var (
 	ErrNoSpace          = errors.New("etcdgw: mvcc: database space exceeded")
 	ErrTooManyRequests  = errors.New("etcdgw: too many requests")
 	// ErrUnavailable matches every answer with gRPC code Unavailable (HTTP 503):
-	// no leader, leader changed, request timed out, server stopped.
+	// no leader, leader changed, request timed out, server stopped; and every
+	// failure to get an answer from a member: a refused or reset connection, a
+	// TLS failure, an attempt timeout. A read that found no member able to
+	// answer fails with it (and with the context's error when the deadline
+	// ended it).
 	ErrUnavailable = errors.New("etcdgw: etcd unavailable")
 )
 
 // Errors of the client itself.
 var (
 	// ErrNoHealthyEndpoint is returned at once when every endpoint is marked
-	// unhealthy; see WithHealthCheck.
+	// unhealthy; see WithHealthCheck. The error also wraps the last failure
+	// seen (it matches ErrUnavailable, and errors.As finds the cause).
 	ErrNoHealthyEndpoint = errors.New("etcdgw: no healthy endpoint")
 	// ErrClosed is returned by calls on a closed Client.
 	ErrClosed = errors.New("etcdgw: client is closed")
-	// ErrOutcomeUnknown wraps the error of a write whose request may have
-	// reached etcd before the connection failed, or that etcd answered with a
-	// timeout, a leader change or its stopping after proposing it: it may or
-	// may not have been applied, and it was not retried. The wrapped error
-	// stays reachable through errors.Is and errors.As.
+	// ErrOutcomeUnknown is matched by the error of a write that may have been
+	// applied and was not confirmed: the connection failed after the request
+	// was sent, the attempt timeout or the call's deadline passed after it was
+	// sent, or the answer was a 5xx (of etcd, or of a proxy: 502, 504) other
+	// than a refusal known to come before any proposal (no leader, not
+	// capable). Such a write is never retried. The cause stays reachable
+	// through errors.Is and errors.As, and so does the context's error (or
+	// ErrClosed) when the deadline or Close ended the call.
 	ErrOutcomeUnknown = errors.New("etcdgw: outcome unknown")
 	// ErrInvalidOption is returned for a bad option value, or an option that
 	// does not apply to the call, before anything is sent.

@@ -73,6 +73,7 @@ var sentinels = map[string]error{
 	"ErrInvalidOption":     etcdgw.ErrInvalidOption,
 	"ErrInvalidArgument":   etcdgw.ErrInvalidArgument,
 	"ErrMalformedResponse": etcdgw.ErrMalformedResponse,
+	"ErrResponseTooLarge":  etcdgw.ErrResponseTooLarge,
 }
 
 // assertSentinels checks that err matches exactly the sentinels named in want.
@@ -260,10 +261,10 @@ func TestErrorBodiesWithoutJSON(t *testing.T) {
 		{"501 v2 Method Not Allowed", 501, `{"code":12,"message":"Method Not Allowed"}`, 12, "Method Not Allowed", nil},
 		{"404 v2 Not Found", 404, `{"code":5,"message":"Not Found"}`, 5, "Not Found", nil},
 		{"empty 503", 503, "", 14, "", []string{"ErrUnavailable"}},
-		{"empty 401", 401, "", 16, "", []string{"ErrInvalidAuthToken"}},
+		{"empty 401 (a proxy's, not etcd's token refusal)", 401, "", 16, "", nil},
 		{"empty 403", 403, "", 7, "", []string{"ErrPermissionDenied"}},
 		{"421 host whitelist", 421, "Misdirected Request", 2, "Misdirected Request", nil},
-		{"HTML from a proxy", 502, "<html><body>Bad Gateway</body></html>", 2, "<html><body>Bad Gateway</body></html>", nil},
+		{"HTML from a proxy: no member could serve the read", 502, "<html><body>Bad Gateway</body></html>", 2, "<html><body>Bad Gateway</body></html>", []string{"ErrUnavailable"}},
 		{"broken JSON", 400, `{"code":11,"message":"etcdserver: mvcc`, 3, `{"code":11,"message":"etcdserver: mvcc`, nil},
 		{"JSON of wrong types", 400, `{"code":"eleven","message":["x"]}`, 3, `{"code":"eleven","message":["x"]}`, nil},
 		{"binary", 400, "\xff\xfe\x00\x01", 3, "\ufffd\x00\x01", nil},
@@ -400,7 +401,9 @@ func TestAnswerOverMaxResponseBytes(t *testing.T) {
 			c, _ = fakeGateway(t, h, etcdgw.WithMaxResponseBytes(1024))
 			got, err = c.Get(testCtx(t), "k")
 			assert.Nil(t, got)
-			assert.ErrorIs(t, err, etcdgw.ErrMalformedResponse)
+			assert.ErrorIs(t, err, etcdgw.ErrResponseTooLarge)
+			assert.NotErrorIs(t, err, etcdgw.ErrMalformedResponse)
+			assert.Equal(t, 1, strings.Count(err.Error(), "etcdgw: "), "one prefix: %v", err)
 		})
 	}
 }

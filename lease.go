@@ -96,7 +96,9 @@ func (c *Client) KeepAliveOnce(ctx context.Context, id LeaseID) (*LeaseKeepAlive
 	var out wire.LeaseResponse
 	var st *wire.Status
 	var from string
-	err := c.unary(ctx, &rpc{path: wire.PathLeaseKeepAlive, body: wire.AppendLeaseID(nil, int64(id)), idempotent: true},
+	// A renewal needs a leader: a member cut off from it cannot renew, and
+	// the renewal must move on to one that can.
+	err := c.unary(ctx, &rpc{path: wire.PathLeaseKeepAlive, body: wire.AppendLeaseID(nil, int64(id)), idempotent: true, leader: true},
 		func(b []byte, ep *endpoint.Endpoint) error {
 			from = ep.URL
 			// The answer is a stream of one {"result":...} line.

@@ -277,9 +277,10 @@ func WithDialTimeout(d time.Duration) Option {
 // timeout, is marked unhealthy, and a read or renewal moves on to the next
 // member; a write that timed out after it was sent fails with
 // ErrOutcomeUnknown. 0, the default, derives it from the call's remaining
-// deadline, so that at least two members get a try: a third of what is left,
-// with a floor of 500ms, when there are several endpoints, and the whole
-// deadline with one. Watches are guarded by WithStreamKeepalive instead.
+// deadline so that at least two members get a try: half of what is left while
+// another member is still untried (the whole of it for the last one, and
+// when less than 200ms is left), or 5s for a call with no deadline at all.
+// Watches are guarded by WithStreamKeepalive instead.
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {

@@ -28,7 +28,8 @@ type Endpoint struct {
 	lastProbe      time.Time
 	probeDone      chan struct{} // non-nil while a probe is in flight, closed when it ends
 
-	proto atomic.Int32 // HTTP major version of the last answer; 0 unknown
+	proto   atomic.Int32 // HTTP major version of the last answer; 0 unknown
+	lastErr atomic.Pointer[error]
 
 	// EmptyErrors records whether the endpoint answers errors with an empty
 	// reply (etcd 3.4.23's gateway): 1 yes, -1 no, 0 not known.
@@ -40,6 +41,17 @@ func (e *Endpoint) SetProto(major int) { e.proto.Store(int32(major)) }
 
 // Proto is the HTTP major version last seen from the endpoint, or 0 if unknown.
 func (e *Endpoint) Proto() int { return int(e.proto.Load()) }
+
+// SetLastError records why the endpoint last failed.
+func (e *Endpoint) SetLastError(err error) { e.lastErr.Store(&err) }
+
+// LastError is why the endpoint last failed, or nil.
+func (e *Endpoint) LastError() error {
+	if p := e.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // Prober asks an endpoint whether it is healthy (GET /health).
 type Prober func(ctx context.Context, e *Endpoint) bool
@@ -58,6 +70,8 @@ type Ring struct {
 
 	ctx    context.Context // ends when the ring is closed; bounds background probes
 	cancel context.CancelFunc
+	mu     sync.Mutex // orders background probes' start and Close
+	closed bool
 	wg     sync.WaitGroup
 }
 
@@ -96,8 +110,28 @@ func (r *Ring) Endpoints() []*Endpoint { return r.eps }
 
 // Close stops background probes and waits for them.
 func (r *Ring) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+}
+
+// goProbe probes e in the background, unless the ring is closed.
+func (r *Ring) goProbe(e *Endpoint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		r.probed(e, false)
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		defer cancel()
+		r.probed(e, r.probe(ctx, e))
+	}()
 }
 
 // Pick returns the next healthy endpoint not in skip, round-robin, or nil when
@@ -191,13 +225,7 @@ func (r *Ring) healthy(e *Endpoint, now time.Time) bool {
 		return true
 	}
 	if r.claimProbe(e, now, false) {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-			defer cancel()
-			r.probed(e, r.probe(ctx, e))
-		}()
+		r.goProbe(e)
 	}
 	return false
 }
@@ -270,9 +298,10 @@ func (r *Ring) Healthy(e *Endpoint) bool {
 }
 
 // Dialer returns the DialContext of the transport: TCP to the endpoint's
-// address, or, when unixSocket is set, that unix socket whatever the address.
-func Dialer(unixSocket string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+// address, or, when unixSocket is set, that unix socket whatever the address;
+// one connect takes at most timeout.
+func Dialer(unixSocket string, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if unixSocket == "" {
 		return d.DialContext
 	}

@@ -144,7 +144,7 @@ func TestConnsCloseAll(t *testing.T) {
 			go func() { defer c.Close(); buf := make([]byte, 1); c.Read(buf) }()
 		}
 	}()
-	conns := NewConns(Dialer(""))
+	conns := NewConns(Dialer("", time.Second))
 	c1, err := conns.Dial(context.Background(), "tcp", ln.Addr().String())
 	require.NoError(t, err)
 	_, err = conns.Dial(context.Background(), "tcp", ln.Addr().String())
@@ -193,4 +193,29 @@ func TestRecoverWaitsForProbeInFlight(t *testing.T) {
 	cancel()
 	assert.Nil(t, r.Recover(ctx, nil))
 	probeOK <- false
+}
+
+// A pick after Close starts no probe: no goroutine outlives the ring.
+func TestNoProbeAfterClose(t *testing.T) {
+	var probes atomic.Int32
+	r, eps, clk := newTestRing(2, Config{FailTimeout: 10 * time.Second, Probe: func(ctx context.Context, e *Endpoint) bool {
+		probes.Add(1)
+		return true
+	}})
+	r.Fail(eps[0])
+	r.Close()
+	clk.add(11 * time.Second)
+	for range 4 {
+		r.Pick(nil)
+	}
+	r.Close()
+	assert.Zero(t, probes.Load(), "a probe started after Close")
+	assert.False(t, r.Healthy(eps[0]))
+}
+
+func TestLastError(t *testing.T) {
+	e := &Endpoint{}
+	assert.NoError(t, e.LastError())
+	e.SetLastError(context.DeadlineExceeded)
+	assert.ErrorIs(t, e.LastError(), context.DeadlineExceeded)
 }

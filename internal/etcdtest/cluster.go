@@ -88,7 +88,7 @@ func NewCluster(t testing.TB, n int, cfg Config) *Cluster {
 
 // start creates the members on new ports and starts them.
 func (c *Cluster) start(n int, cfg Config, dir string) error {
-	ports, err := freePorts(2 * n)
+	ports, err := freePorts(3 * n)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (c *Cluster) start(n int, cfg Config, dir string) error {
 		if err != nil {
 			return err
 		}
-		s.setPorts(ports[2*i], ports[2*i+1])
+		s.setPorts(ports[3*i], ports[3*i+1], ports[3*i+2])
 		c.members = append(c.members, s)
 		initial = append(initial, s.name+"="+s.peerURL.String())
 	}

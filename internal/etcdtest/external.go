@@ -182,11 +182,15 @@ func (s *Server) processFlags(v string) []string {
 	if s.started {
 		state = "existing"
 	}
+	var clientURLs []string
+	for _, u := range s.clientURLs() {
+		clientURLs = append(clientURLs, u.String())
+	}
 	flags := []string{
 		"--name=" + s.name,
 		"--data-dir=" + s.dataDir,
-		"--listen-client-urls=" + s.clientURL.String(),
-		"--advertise-client-urls=" + s.clientURL.String(),
+		"--listen-client-urls=" + strings.Join(clientURLs, ","),
+		"--advertise-client-urls=" + strings.Join(clientURLs, ","),
 		"--listen-peer-urls=" + s.peerURL.String(),
 		"--initial-advertise-peer-urls=" + s.peerURL.String(),
 		"--initial-cluster=" + s.cluster,

@@ -23,7 +23,7 @@ func TestProcessFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	s.setPorts(2379, 2380)
+	s.setPorts(2379, 2380, 0)
 	common := []string{
 		"--listen-client-urls=https://127.0.0.1:2379",
 		"--listen-peer-urls=http://127.0.0.1:2380",

@@ -72,6 +72,10 @@ type Config struct {
 	// ServerNames are extra DNS names or IPs for a generated server
 	// certificate, for example "etcd.test".
 	ServerNames []string
+	// AlsoPlain makes a TLS server serve plain HTTP too, on a second client
+	// URL ([Server.PlainEndpoint]), so that one cluster serves HTTP/2 and
+	// HTTP/1.1 clients alike.
+	AlsoPlain bool
 
 	// MaxRequestBytes, MaxTxnOps, QuotaBackendBytes,
 	// WatchProgressNotifyInterval, AuthToken and AuthTokenTTL set the etcd
@@ -115,6 +119,7 @@ type Server struct {
 	certs   *Certs
 
 	clientURL url.URL
+	plainURL  url.URL // with AlsoPlain on a TLS server: the plain-HTTP client URL
 	peerURL   url.URL
 	// cluster and token are the initial cluster of the member's first
 	// start; later starts find the membership in the data directory.
@@ -143,12 +148,12 @@ func StartServer(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		ports, err := freePorts(2)
+		ports, err := freePorts(3)
 		if err != nil {
 			s.removeFiles()
 			return nil, err
 		}
-		s.setPorts(ports[0], ports[1])
+		s.setPorts(ports[0], ports[1], ports[2])
 		s.cluster = s.name + "=" + s.peerURL.String()
 		s.single = true
 		s.token = "etcdtest-" + strconv.Itoa(ports[1])
@@ -215,10 +220,14 @@ func newServer(cfg Config, clusterDir string, index int) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) setPorts(client, peer int) {
+// setPorts sets the member's URLs; plain is used only with AlsoPlain.
+func (s *Server) setPorts(client, peer, plain int) {
 	scheme := "http"
 	if s.cfg.secure() {
 		scheme = "https"
+		if s.cfg.AlsoPlain {
+			s.plainURL = url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(plain))}
+		}
 	}
 	s.clientURL = url.URL{Scheme: scheme, Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(client))}
 	s.peerURL = url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(peer))}
@@ -230,6 +239,23 @@ func (s *Server) Name() string { return s.name }
 // Endpoint returns the client URL, such as "http://127.0.0.1:41234" or
 // "https://127.0.0.1:41234". It does not change across restarts.
 func (s *Server) Endpoint() string { return s.clientURL.String() }
+
+// PlainEndpoint returns the plain-HTTP client URL of a TLS server started
+// with AlsoPlain, and Endpoint otherwise.
+func (s *Server) PlainEndpoint() string {
+	if s.plainURL.Host != "" {
+		return s.plainURL.String()
+	}
+	return s.Endpoint()
+}
+
+// clientURLs are the URLs the member serves clients on.
+func (s *Server) clientURLs() []url.URL {
+	if s.plainURL.Host != "" {
+		return []url.URL{s.clientURL, s.plainURL}
+	}
+	return []url.URL{s.clientURL}
+}
 
 // ClientAddr returns the client host:port.
 func (s *Server) ClientAddr() string { return s.clientURL.Host }
@@ -395,8 +421,8 @@ func (s *Server) embedConfig() *embed.Config {
 		s.grpcServers = append(s.grpcServers, gs)
 	}
 
-	ec.ListenClientUrls = []url.URL{s.clientURL}
-	ec.AdvertiseClientUrls = []url.URL{s.clientURL}
+	ec.ListenClientUrls = s.clientURLs()
+	ec.AdvertiseClientUrls = s.clientURLs()
 	ec.ListenPeerUrls = []url.URL{s.peerURL}
 	ec.AdvertisePeerUrls = []url.URL{s.peerURL}
 	ec.InitialCluster = s.cluster

@@ -217,8 +217,6 @@ func Classify(code int, msg string) Kind {
 		return KindCanceled
 	case CodePermissionDenied:
 		return KindPermissionDenied
-	case CodeUnauthenticated:
-		return KindInvalidAuthToken
 	case CodeInvalidArgument:
 		return KindInvalidArgument
 	case CodeNotFound:
