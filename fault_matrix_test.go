@@ -45,8 +45,6 @@ const (
 
 var opNames = [nOps]string{"Get", "ReadDir", "Set", "Txn", "Delete", "Watch", "KeepAlive", "Grant"}
 
-func (o mxOp) write() bool { return o == opSet || o == opTxn || o == opDelete || o == opGrant }
-
 // outcome is what a cell expects.
 type outcome string
 
