@@ -375,7 +375,9 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 		hdrs := c.headers.Load()
 		untried := len(c.ring.Endpoints()) - len(tried)
 		if r.ep != nil {
-			untried = 1
+			// A pinned call is not retried here, but its caller (ReadDir)
+			// starts over elsewhere: leave it half of the deadline.
+			untried = 2
 		}
 		ans := c.exchange(ctx, ep, urlPath, r, hdrs, c.attemptTimeout(ctx, untried))
 		a := attempt{
@@ -383,7 +385,8 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 			sent:     ans.sent,
 			answered: ans.err == nil,
 			status:   ans.status,
-			ctxDone:  ctx.Err() != nil || c.closed.Load(),
+			// An answer read whole stands, whatever happened to ctx since.
+			ctxDone:  ans.err != nil && (ctx.Err() != nil || c.closed.Load()),
 			timedOut: ans.timedOut,
 			tooLarge: errors.Is(ans.err, ErrResponseTooLarge),
 		}

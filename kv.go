@@ -2,8 +2,11 @@ package etcdgw
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
@@ -85,8 +88,19 @@ func (c *Client) rangeCall(ctx context.Context, req *wire.RangeRequest, leader b
 //
 // A large directory is read in pages, in key order, at the revision of the
 // first page: no answer is ever too large for the gateway, and only one
-// decoded copy of the directory is held. WithLimit caps the total;
-// WithSort other than by key, and WithCountOnly, make it one request.
+// decoded copy of the directory is held. WithLimit caps the total. Every key
+// comes back exactly once, whatever the sort: WithSort by key reads pages
+// (backwards from the end for SortDescend with WithLimit); any other sort with
+// WithLimit is one request for the top keys by that target, and without it the
+// pages are sorted on the client, by the target and then by key (SortNone with
+// a target other than the key sorts in ascending order, as etcd does).
+// WithCountOnly is one request.
+//
+// The pages of a WithSerializable ReadDir all go to the member that answered
+// the first. When the revision of the first page is compacted before the last
+// page is read, or the member of a serializable ReadDir fails between pages,
+// the ReadDir starts over at a new revision, a few times at most; with WithRev
+// it fails instead, with ErrCompacted.
 // Options: as Get, but for WithPrefix, WithRange and WithFromKey.
 func (c *Client) ReadDir(ctx context.Context, dir string, opts ...OpOption) (*GetResponse, error) {
 	op := Op{kind: opGet, key: dir}
@@ -98,15 +112,142 @@ func (c *Client) ReadDir(ctx context.Context, dir string, opts ...OpOption) (*Ge
 	if err != nil {
 		return nil, err
 	}
-	pageable := !req.CountOnly && (req.SortTarget == wire.SortByKey || req.SortOrder == wire.SortNone)
-	if !pageable {
+	plan := readDirPlan(req.SortTarget, req.SortOrder, req.Limit, req.CountOnly)
+	if plan == dirOne {
+		if req.SortTarget != wire.SortByKey && req.SortOrder == wire.SortNone {
+			req.SortOrder = wire.SortAscend // what etcd does, said for every version
+		}
 		var out wire.RangeResponse
 		if err := c.rangeCall(ctx, req, op.leader(), nil, &out); err != nil {
 			return nil, err
 		}
 		return c.getResponse(&out), nil
 	}
-	return c.readPages(ctx, req, op.leader())
+	target, order, keysOnly := req.SortTarget, req.SortOrder, req.KeysOnly
+	// Pages are sent with SortNone: etcd drops the limit of any other sort
+	// (but for (KEY, ASCEND) on 3.7), so each page would scan the rest.
+	req.SortTarget, req.SortOrder = wire.SortByKey, wire.SortNone
+	if plan == dirBackward {
+		req.SortOrder = wire.SortDescend
+	}
+	if plan == dirSorted && target == wire.SortByValue {
+		req.KeysOnly = false // the values are needed to sort by them
+	}
+	res, err := c.readDir(ctx, req, op.leader(), plan == dirBackward)
+	if err != nil {
+		return nil, err
+	}
+	if plan == dirSorted {
+		sortKVs(res.Kvs, target, order)
+		if keysOnly {
+			for _, kv := range res.Kvs {
+				kv.Value = nil
+			}
+		}
+	}
+	return res, nil
+}
+
+// dirRead is how ReadDir serves a request.
+type dirRead int
+
+const (
+	dirOne      dirRead = iota // one Range as asked: a count, or the top N by a sort
+	dirPages                   // pages in key order
+	dirBackward                // pages in descending key order, each ending where the last stopped
+	dirSorted                  // pages in key order, sorted on the client
+)
+
+// readDirPlan decides how ReadDir serves a sort by target in order (wire
+// values), a limit (0: none) and WithCountOnly.
+func readDirPlan(target, order int, limit int64, countOnly bool) dirRead {
+	switch {
+	case countOnly:
+		return dirOne
+	case target == wire.SortByKey && order != wire.SortDescend:
+		return dirPages
+	case target == wire.SortByKey && limit > 0:
+		return dirBackward
+	case limit > 0:
+		return dirOne
+	}
+	return dirSorted
+}
+
+// sortKVs sorts kvs, which are in key order, by target in order (wire values):
+// ties stay in key order. SortNone sorts in ascending order, as etcd does for
+// a target other than the key.
+func sortKVs(kvs []*mvccpb.KeyValue, target, order int) {
+	if target == wire.SortByKey && order != wire.SortDescend {
+		return
+	}
+	by := func(a, b *mvccpb.KeyValue) int {
+		switch target {
+		case wire.SortByVersion:
+			return cmp.Compare(a.Version, b.Version)
+		case wire.SortByCreate:
+			return cmp.Compare(a.CreateRevision, b.CreateRevision)
+		case wire.SortByMod:
+			return cmp.Compare(a.ModRevision, b.ModRevision)
+		case wire.SortByValue:
+			return bytes.Compare(a.Value, b.Value)
+		}
+		return bytes.Compare(a.Key, b.Key)
+	}
+	if order == wire.SortDescend {
+		slices.SortStableFunc(kvs, func(a, b *mvccpb.KeyValue) int { return by(b, a) })
+		return
+	}
+	slices.SortStableFunc(kvs, by)
+}
+
+// maxDirRestarts is how many times a ReadDir starts over at a new revision
+// before it returns the error.
+const maxDirRestarts = 3
+
+// readDir reads a range in pages, starting over at a new revision when
+// restartDir allows.
+func (c *Client) readDir(ctx context.Context, req *wire.RangeRequest, leader, backward bool) (*GetResponse, error) {
+	callerRev := req.Revision != 0
+	for restarts := 0; ; restarts++ {
+		r := *req
+		res, later, err := c.readPages(ctx, &r, leader, backward)
+		if err == nil {
+			return res, nil
+		}
+		if restarts == maxDirRestarts || !restartDir(err, later, callerRev, req.Serializable) || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+// restartDir reports whether a ReadDir whose page failed with err starts over
+// at a new revision: a page after the first (later) failed because its
+// revision was compacted, or because the member that every page of a
+// serializable ReadDir goes to failed; not when the caller chose the revision.
+func restartDir(err error, later, callerRev, serializable bool) bool {
+	if !later || callerRev {
+		return false
+	}
+	if errors.Is(err, ErrCompacted) {
+		return true
+	}
+	return serializable && memberFailed(err)
+}
+
+// memberFailed reports whether err is a failure of the member rather than an
+// answer to the request, an end of the call or a limit of the client.
+func memberFailed(err error) bool {
+	switch {
+	case errors.Is(err, ErrClosed):
+		return false
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNoHealthyEndpoint):
+		return true // even when a deadline ended it: readDir checks the caller's
+	case isContextError(err), errors.Is(err, ErrResponseTooLarge), errors.Is(err, ErrMalformedResponse):
+		return false
+	}
+	var e *Error
+	return !errors.As(err, &e) || e.HTTPStatus >= 500
 }
 
 // Page sizes of ReadDir: a page is sized to land between pageMinBytes and
@@ -119,14 +260,55 @@ const (
 	pageMaxBytes = 2 << 20
 )
 
-// readPages reads a range in pages at one revision and joins them.
-func (c *Client) readPages(ctx context.Context, req *wire.RangeRequest, leader bool) (*GetResponse, error) {
+// maxJoinHint bounds the room reserved for a ReadDir's keys on the word of
+// the first page's count: a count from something that is not etcd must not
+// allocate gigabytes. A larger directory grows the list as its pages come.
+const maxJoinHint = 1 << 16
+
+// joinedCap is the capacity of the list that joins a ReadDir's pages, given the
+// count of the first page, the caller's limit (0: none) and the keys the first
+// page holds.
+func joinedCap(count, limit int64, got int) int {
+	n := count
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	n = min(n, int64(got)+maxJoinHint)
+	return int(max(n, int64(got)))
+}
+
+// pageInOrder reports whether the keys of a page are in the order pages are
+// read, strictly after (before, backwards) after, the last key of the previous
+// page (nil for the first page), and within [start, end). A server that
+// answers otherwise would make the pages repeat or skip keys, or never end.
+func pageInOrder(kvs []*mvccpb.KeyValue, after, start, end []byte, backward bool) bool {
+	prev := after
+	for _, kv := range kvs {
+		k := kv.Key
+		if bytes.Compare(k, start) < 0 || !(len(end) == 1 && end[0] == 0) && bytes.Compare(k, end) >= 0 {
+			return false
+		}
+		if prev != nil {
+			c := bytes.Compare(k, prev)
+			if backward && c >= 0 || !backward && c <= 0 {
+				return false
+			}
+		}
+		prev = k
+	}
+	return true
+}
+
+// readPages reads a range in pages at one revision and joins them. later
+// reports that the error, if any, came after the first page.
+func (c *Client) readPages(ctx context.Context, req *wire.RangeRequest, leader, backward bool) (res *GetResponse, later bool, err error) {
 	var (
-		a      wire.Arena
-		res    *GetResponse
-		total  = req.Limit // 0: no limit
-		size   = int64(pageStart)
-		descnd = req.SortOrder == wire.SortDescend
+		a          wire.Arena
+		total      = req.Limit // 0: no limit
+		size       = int64(pageStart)
+		start, end = req.Key, req.RangeEnd
+		last       []byte
+		pinned     *endpoint.Endpoint
 	)
 	for {
 		page := size
@@ -145,18 +327,26 @@ func (c *Client) readPages(ctx context.Context, req *wire.RangeRequest, leader b
 			out.Kvs = res.Kvs[len(res.Kvs):]
 		}
 		var bodyLen int
-		err := c.unary(ctx, &rpc{path: wire.PathRange, body: wire.AppendRange(nil, req), idempotent: true, leader: leader},
-			func(b []byte, _ *endpoint.Endpoint) error { bodyLen = len(b); return wire.DecodeRange(b, &a, &out) })
+		err := c.unary(ctx, &rpc{path: wire.PathRange, body: wire.AppendRange(nil, req), idempotent: true, leader: leader, ep: pinned},
+			func(b []byte, ep *endpoint.Endpoint) error {
+				bodyLen = len(b)
+				if err := wire.DecodeRange(b, &a, &out); err != nil {
+					return err
+				}
+				if !pageInOrder(out.Kvs, last, start, end, backward) {
+					return errors.New("a page of keys out of order or out of the range")
+				}
+				if req.Serializable && pinned == nil {
+					pinned = ep // the later pages read this member's revision
+				}
+				return nil
+			})
 		if err != nil {
-			return nil, err
+			return nil, res != nil, err
 		}
 		if res == nil {
 			res = &GetResponse{Header: ResponseHeader(out.Header), Count: out.Count}
-			n := out.Count
-			if total > 0 {
-				n = min(n, total)
-			}
-			res.Kvs = make([]*mvccpb.KeyValue, 0, max(n, int64(len(out.Kvs))))
+			res.Kvs = make([]*mvccpb.KeyValue, 0, joinedCap(out.Count, total, len(out.Kvs)))
 			if req.Revision == 0 {
 				req.Revision = out.Header.Revision // every later page reads the same revision
 			}
@@ -170,8 +360,8 @@ func (c *Client) readPages(ctx context.Context, req *wire.RangeRequest, leader b
 			res.More = out.More
 			break
 		}
-		last := out.Kvs[len(out.Kvs)-1].Key
-		if descnd {
+		last = out.Kvs[len(out.Kvs)-1].Key
+		if backward {
 			req.RangeEnd = last
 		} else {
 			req.Key = append(append(make([]byte, 0, len(last)+1), last...), 0)
@@ -184,7 +374,7 @@ func (c *Client) readPages(ctx context.Context, req *wire.RangeRequest, leader b
 		}
 	}
 	c.stripKVs(res.Kvs)
-	return res, nil
+	return res, false, nil
 }
 
 func (r *GetResponse) kvs() []*mvccpb.KeyValue {
@@ -277,6 +467,10 @@ func (c *Client) setIf(ctx context.Context, what, key string, val any, opts []Op
 
 // Delete deletes the key, or with WithPrefix, WithRange or WithFromKey the keys
 // of a range. Deleting a missing key is no error: Deleted is 0.
+// The empty key with WithPrefix or WithFromKey means every key under the key
+// prefix; without a key prefix it fails with ErrInvalidArgument before
+// anything is sent (so does an OpDelete in a Txn): a deliberate wipe of the
+// whole keyspace says so, Delete(ctx, "\x00", WithFromKey()).
 // Options: WithPrefix, WithRange, WithFromKey, WithPrevKV.
 func (c *Client) Delete(ctx context.Context, key string, opts ...OpOption) (*DeleteResponse, error) {
 	op := Op{kind: opDelete, key: key}
@@ -286,8 +480,10 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...OpOption) (*Del
 	return c.deleteOp(ctx, "Delete", &op)
 }
 
-// RmDir deletes every key that starts with dir; the empty dir deletes every
-// key (under the key prefix). Options: WithPrevKV.
+// RmDir deletes every key that starts with dir. The empty dir deletes every key
+// under the key prefix; without a key prefix it fails with ErrInvalidArgument
+// before anything is sent (see Delete for a deliberate wipe).
+// Options: WithPrevKV.
 func (c *Client) RmDir(ctx context.Context, dir string, opts ...OpOption) (*DeleteResponse, error) {
 	op := Op{kind: opDelete, key: dir}
 	if err := op.applyOpts("RmDir", rmDirOpts, opts); err != nil {
@@ -433,7 +629,18 @@ func (c *Client) putRequest(what string, op *Op) (*wire.PutRequest, error) {
 	return req, nil
 }
 
+// wipesAll reports whether a delete of key with these options is a request
+// to delete every key of a client without a key prefix that does not say so:
+// the empty key with WithPrefix, WithFromKey or WithRange("\x00") (RmDir("")
+// among them).
+func wipesAll(key, end string, opts opt, keyPrefix bool) bool {
+	return key == "" && !keyPrefix && (opts&(optPrefix|optFromKey) != 0 || (opts&optRange != 0 && end == "\x00"))
+}
+
 func (c *Client) deleteRequest(what string, op *Op) (*wire.DeleteRangeRequest, error) {
+	if wipesAll(op.key, op.end, op.opts, len(c.keyPrefix) > 0) {
+		return nil, invalidArgument("%s(\"\"): would delete every key; to mean it, Delete(ctx, \"\\x00\", WithFromKey())", what)
+	}
 	key, end, err := c.keyRange(what, op)
 	if err != nil {
 		return nil, err

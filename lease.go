@@ -121,7 +121,8 @@ func (c *Client) KeepAliveOnce(ctx context.Context, id LeaseID) (*LeaseKeepAlive
 }
 
 // TimeToLive returns what is left of a lease and, with keys, the keys attached
-// to it. A lease that does not exist has TTL -1, as in etcd.
+// to it under the key prefix, without it: keys outside the key prefix are left
+// out. A lease that does not exist has TTL -1, as in etcd.
 // [lua-resty-etcd: timetolive]
 func (c *Client) TimeToLive(ctx context.Context, id LeaseID, keys bool) (*LeaseTimeToLiveResponse, error) {
 	if id <= 0 {
@@ -135,7 +136,11 @@ func (c *Client) TimeToLive(ctx context.Context, id LeaseID, keys bool) (*LeaseT
 	}
 	res := &LeaseTimeToLiveResponse{Header: ResponseHeader(out.Header), ID: LeaseID(out.ID), TTL: out.TTL, GrantedTTL: out.GrantedTTL}
 	for _, k := range out.Keys {
-		res.Keys = append(res.Keys, string(bytes.TrimPrefix(k, c.keyPrefix)))
+		// A key outside the key prefix is not the client's to see, and
+		// could not be told from one inside it.
+		if rest, ok := bytes.CutPrefix(k, c.keyPrefix); ok {
+			res.Keys = append(res.Keys, string(rest))
+		}
 	}
 	return res, nil
 }

@@ -19,7 +19,7 @@ type attempt struct {
 	sent     bool // the request may have reached etcd
 	answered bool // an HTTP answer came, with status
 	status   int
-	ctxDone  bool // the call's ctx ended, or the client closed
+	ctxDone  bool // the call's ctx ended, or the client closed, before an answer
 	timedOut bool // the attempt timeout ended it before the answer's headers
 	tooLarge bool // the answer is over WithMaxResponseBytes
 	// refused: etcd refused before proposing anything (no leader, not

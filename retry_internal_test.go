@@ -40,7 +40,6 @@ func TestDecide(t *testing.T) {
 		{"read ctx deadline", attempt{sent: true, ctxDone: true}, final},
 		{"write ctx deadline after sending", attempt{write: true, sent: true, ctxDone: true}, decision{act: actUnknown}},
 		{"write ctx deadline before sending", attempt{write: true, ctxDone: true}, final},
-		{"write answered then ctx ended", attempt{write: true, sent: true, answered: true, status: 200, ctxDone: true}, decision{act: actUnknown}},
 
 		{"read over the size limit", attempt{sent: true, tooLarge: true}, final},
 		{"write over the size limit", attempt{write: true, sent: true, tooLarge: true}, final},

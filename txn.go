@@ -65,7 +65,9 @@ func OpPut(key string, val any, opts ...OpOption) Op {
 	return op
 }
 
-// OpDelete is a Delete inside a transaction. It takes Delete's options.
+// OpDelete is a Delete inside a transaction. It takes Delete's options; as
+// Delete, without a key prefix the empty key with WithPrefix or WithFromKey
+// makes Commit fail with ErrInvalidArgument.
 func OpDelete(key string, opts ...OpOption) Op {
 	op := Op{kind: opDelete, key: key}
 	op.err = op.applyOpts("OpDelete", opDeleteOpts, opts)

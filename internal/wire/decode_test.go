@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -445,5 +446,42 @@ func TestParseErrorBody(t *testing.T) {
 	for _, f := range []string{"err-compacted.400.json", "err-future-rev.400.json", "err-lease-not-found.404.json", "err-key-not-provided.400.json", "err-too-many-ops.400.json", "err-request-too-large.400.json", "err-grpc-too-large.429.json", "err-duplicate-key.400.json", "err-ttl-too-large.400.json", "err-lease-exists.400.json", "err-auth-not-enabled.400.json"} {
 		st := ParseErrorBody(400, captured(t, f))
 		assert.NotEqual(t, KindOther, Classify(st.Code, st.Message), f)
+	}
+}
+
+// TestDecodeAbsurdAnswers runs every decoder on answers no etcd sends: none
+// panics, and a count, however large, sizes nothing.
+func TestDecodeAbsurdAnswers(t *testing.T) {
+	for _, data := range absurdAnswers {
+		var a Arena
+		_ = DecodeRange([]byte(data), &a, new(RangeResponse))
+		_ = DecodePut([]byte(data), &a, new(PutResponse))
+		_ = DecodeDeleteRange([]byte(data), &a, new(DeleteRangeResponse))
+		_ = DecodeTxn([]byte(data), &a, new(TxnResponse))
+		_ = DecodeLease([]byte(data), new(LeaseResponse))
+		_ = DecodeLeases([]byte(data), new(LeaseLeasesResponse))
+		_, _ = DecodeWatchLine([]byte(data), &a, new(WatchResponse))
+		st := ParseErrorBody(500, []byte(data))
+		_ = Classify(st.Code, st.Message)
+	}
+
+	huge := []byte(absurdAnswers[0])
+	var r RangeResponse
+	if err := DecodeRange(huge, nil, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Count != math.MaxInt64 || len(r.Kvs) != 1 {
+		t.Fatalf("count %d, %d kvs", r.Count, len(r.Kvs))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const runs = 100
+	for range runs {
+		var r RangeResponse
+		_ = DecodeRange(huge, nil, &r)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 4096 {
+		t.Errorf("decoding a range answer of one key allocates %d bytes", per)
 	}
 }
