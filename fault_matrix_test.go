@@ -62,10 +62,10 @@ const (
 // Timing of the matrix: small, so that each cell is quick, and generous
 // enough for a loaded machine.
 const (
-	mxCallDeadline = 5 * time.Second
+	mxCallDeadline = 6 * time.Second
 	mxSlack        = 3 * time.Second // a call may overrun its deadline by this much
-	mxAttempt      = 1500 * time.Millisecond
-	mxDelay        = 3 * time.Second // of an answer: longer than an attempt
+	mxAttempt      = 2 * time.Second
+	mxDelay        = 4 * time.Second // of an answer: longer than an attempt
 	mxIdle         = 300 * time.Millisecond
 	mxLeaseTTL     = 15 // renewed every 5 s; a fault lasts at most about mxCallDeadline
 	mxKeepDuring   = 5500 * time.Millisecond
@@ -872,6 +872,22 @@ func TestFaultMatrix(t *testing.T) {
 	three, err := newMembers("three", cl, cl.Member(0), cl.Member(1), cl.Member(2))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A fresh cluster may still be settling: a write through each member
+	// before the first cell.
+	if waitLeader(cl) < 0 {
+		t.Fatal("the cluster has no leader")
+	}
+	for _, ep := range three.endpoints {
+		w, err := etcdgw.New(etcdgw.WithEndpoints(ep), etcdgw.WithCAFile(three.certs.CAFile), etcdgw.WithKeyPrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = w.Set(ctx, "warm-up", ep)
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	runs := make([][2]*rowRun, len(faultMatrix))
