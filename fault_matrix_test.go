@@ -20,7 +20,8 @@ import (
 // in faultMatrix below, from DESIGN.md's "Which calls are writes" and
 // "Writes of unknown outcome". Print the matrix with
 //
-//	go test -race -count=1 -run TestFaultMatrix -v . | sed -n '/^ *| Fault/,/^ *$/p'
+//	go test -race -count=1 -run TestFaultMatrix -v . |
+//	  awk '/^ *\| Fault/{on=1} on&&!/^ *\|/{exit} on{sub(/^ +/,""); print}'
 //
 // Each row runs its cells at once, each with a client and proxies of its
 // own, in three phases: before the fault (a watch opened, a lease kept
