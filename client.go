@@ -590,8 +590,14 @@ type answer struct {
 // exchange performs one attempt of r on ep: the request, bounded by timeout
 // until the answer's headers (0: by ctx alone), and the whole answer.
 func (c *Client) exchange(ctx context.Context, ep *endpoint.Endpoint, urlPath string, r *rpc, h *requestHeaders, timeout time.Duration) answer {
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	actx := ctx
+	var timer *time.Timer
+	if timeout > 0 {
+		var cancel context.CancelCauseFunc
+		actx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		timer = time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
+	}
 	var wrote atomic.Bool
 	if !r.idempotent {
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
@@ -600,11 +606,10 @@ func (c *Client) exchange(ctx context.Context, ep *endpoint.Endpoint, urlPath st
 	}
 	req, err := c.newRequest(actx, ep, urlPath, r, h)
 	if err != nil {
+		if timer != nil {
+			timer.Stop()
+		}
 		return answer{err: err}
-	}
-	var timer *time.Timer
-	if timeout > 0 {
-		timer = time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
 	}
 	resp, err := c.transport.RoundTrip(req)
 	if timer != nil {
