@@ -52,7 +52,11 @@
 //
 // # Faults
 //
-// [Proxy] forwards raw TCP and can cut, refuse or black-hole connections.
+// [Proxy] forwards raw TCP and can cut, refuse or black-hole connections,
+// accept them and never answer (a hung member), or answer late.
+// [HTTPProxy] is an L7 reverse proxy that answers for etcd (a load
+// balancer's 502, 503 or 504, a stopping member's 499), resets answers
+// half-way, ends stream lines in their middle and cuts idle streams.
 // [UnixProxy] serves HTTP on a unix socket and [RecordingProxy] on a TCP
 // port; both forward to etcd and record each request's Host, path and
 // headers.

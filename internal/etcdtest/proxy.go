@@ -15,8 +15,8 @@ import (
 const proxyDialTimeout = 5 * time.Second
 
 // Proxy is a TCP proxy on 127.0.0.1 that forwards raw bytes to a target
-// and injects faults: cut connections, refused connections and a black
-// hole. It knows nothing about HTTP or TLS, so a TLS client sees the
+// and injects faults: cut connections, refused connections, a black hole,
+// connections that hang and late answers. It knows nothing about HTTP or TLS, so a TLS client sees the
 // target's certificate. Its methods are safe for concurrent use.
 type Proxy struct {
 	target string
@@ -34,7 +34,11 @@ type Proxy struct {
 
 	limits []int64 // byte limits of the next connections, see CutAfter
 
+	hang  atomic.Bool  // see SetHang
+	delay atomic.Int64 // of the target's bytes, in nanoseconds; see SetDelay
+
 	accepted   atomic.Int64
+	hung       atomic.Int64
 	fromServer atomic.Int64
 	toServer   atomic.Int64
 	tripped    atomic.Int64
@@ -51,7 +55,9 @@ func (pc *proxyConn) close() {
 	pc.once.Do(func() {
 		close(pc.done)
 		pc.client.Close()
-		pc.server.Close()
+		if pc.server != nil { // nil for a hung connection
+			pc.server.Close()
+		}
 	})
 }
 
@@ -201,6 +207,24 @@ func (p *Proxy) Resume() {
 	}
 }
 
+// SetHang makes the connections accepted from now on hang while hang is
+// true, as a member whose process accepts but never answers: the proxy
+// reads what the client sends and drops it, never dials the target, never
+// sends a byte back and never closes or resets the connection. A hung
+// connection stays hung after SetHang(false), until the client closes it,
+// CutAll or Close. Live connections are not affected: CutAll first to make
+// a client reconnect into the hang.
+func (p *Proxy) SetHang(hang bool) { p.hang.Store(hang) }
+
+// Hung returns how many connections SetHang has held in all.
+func (p *Proxy) Hung() int64 { return p.hung.Load() }
+
+// SetDelay holds every chunk of bytes the target sends for d before the
+// proxy passes it on, on live and new connections alike, so that each
+// answer arrives at least d late; the client's bytes are not delayed. A
+// zero d stops delaying.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
 // Close stops listening, closes every connection and waits for the
 // proxy's goroutines to end. It is idempotent.
 func (p *Proxy) Close() error {
@@ -228,8 +252,44 @@ func (p *Proxy) accept(ln net.Listener) {
 			return
 		}
 		p.accepted.Add(1)
+		if p.hang.Load() {
+			p.wg.Go(func() { p.hold(c) })
+			continue
+		}
 		p.wg.Go(func() { p.serve(c) })
 	}
+}
+
+// hold reads and drops what client sends, and answers nothing, until the
+// client closes the connection or the proxy cuts it.
+func (p *Proxy) hold(client net.Conn) {
+	pc := &proxyConn{client: client, done: make(chan struct{})}
+	if !p.track(pc) {
+		return
+	}
+	p.hung.Add(1)
+	io.Copy(io.Discard, client)
+	pc.close()
+	p.untrack(pc)
+}
+
+// track adds pc to the live connections, or closes it if the proxy is
+// closed.
+func (p *Proxy) track(pc *proxyConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		pc.close()
+		return false
+	}
+	p.conns[pc] = struct{}{}
+	return true
+}
+
+func (p *Proxy) untrack(pc *proxyConn) {
+	p.mu.Lock()
+	delete(p.conns, pc)
+	p.mu.Unlock()
 }
 
 func (p *Proxy) serve(client net.Conn) {
@@ -261,23 +321,25 @@ func (p *Proxy) serve(client net.Conn) {
 		}}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { p.pipe(pc, server, client, &p.toServer) })
-	p.pipe(pc, toClient, server, &p.fromServer)
+	wg.Go(func() { p.pipe(pc, server, client, &p.toServer, false) })
+	p.pipe(pc, toClient, server, &p.fromServer, true)
 	wg.Wait()
 	pc.close()
-	p.mu.Lock()
-	delete(p.conns, pc)
-	p.mu.Unlock()
+	p.untrack(pc)
 }
 
 // pipe copies src to dst until src ends, holding bytes back while the
-// proxy is paused. A clean end of src is passed on as a half close so that
-// the other direction can finish; any error closes the pair.
-func (p *Proxy) pipe(pc *proxyConn, dst, src net.Conn, count *atomic.Int64) {
+// proxy is paused, and for SetDelay's delay when they come from the
+// target. A clean end of src is passed on as a half close so that the
+// other direction can finish; any error closes the pair.
+func (p *Proxy) pipe(pc *proxyConn, dst, src net.Conn, count *atomic.Int64, fromTarget bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			if fromTarget && !p.waitDelay(pc, time.Now()) {
+				return
+			}
 			if !p.waitResumed(pc) {
 				return
 			}
@@ -299,6 +361,23 @@ func (p *Proxy) pipe(pc *proxyConn, dst, src net.Conn, count *atomic.Int64) {
 			pc.close()
 			return
 		}
+	}
+}
+
+// waitDelay blocks until SetDelay's delay has passed since read, and
+// reports false if the connection is closed meanwhile.
+func (p *Proxy) waitDelay(pc *proxyConn, read time.Time) bool {
+	d := time.Duration(p.delay.Load())
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(time.Until(read.Add(d)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-pc.done:
+		return false
 	}
 }
 

@@ -334,3 +334,127 @@ func TestProxyCutAfter(t *testing.T) {
 		t.Errorf("Tripped() = %d, want 2", got)
 	}
 }
+
+func TestProxyHang(t *testing.T) {
+	s := NewServer(t, Config{})
+	p := newProxy(t, s)
+	kept := newGateway(t, p.Endpoint("http"), nil)
+	kept.do(http.MethodGet, "/version", nil) // leaves an idle keep-alive connection
+
+	p.SetHang(true)
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatalf("dial while hanging: %v, want the connection accepted", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /version HTTP/1.1\r\nHost: etcd\r\n\r\n")); err != nil {
+		t.Fatalf("write while hanging: %v", err)
+	}
+	// Nothing can prove that bytes will never come; a quiet fifth of a
+	// second for a request etcd answers at once is evidence enough.
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	n, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	if n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("read while hanging = %d bytes, %v; want nothing until the deadline (no answer, no close, no reset)", n, err)
+	}
+	if got := p.Hung(); got != 1 {
+		t.Errorf("Hung() = %d, want 1", got)
+	}
+	if got := p.Conns(); got != 2 {
+		t.Errorf("Conns() = %d, want 2 (the kept one and the hung one)", got)
+	}
+	// Live connections are not affected.
+	if status, body := kept.do(http.MethodGet, "/version", nil); status != http.StatusOK {
+		t.Errorf("GET /version on the kept connection = %d %s, want 200", status, body)
+	}
+
+	p.SetHang(false)
+	if status, body := newGateway(t, p.Endpoint("http"), nil).do(http.MethodGet, "/version", nil); status != http.StatusOK {
+		t.Errorf("GET /version after SetHang(false) = %d %s, want 200", status, body)
+	}
+	// The hung connection stays hung, and CutAll ends it.
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("read of the hung connection after SetHang(false) = %d bytes, %v; want still nothing", n, err)
+	}
+	p.CutAll()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("read of the hung connection after CutAll: %v, want it closed", err)
+	}
+}
+
+func TestProxyCloseEndsHungConnections(t *testing.T) {
+	s := NewServer(t, Config{})
+	p, err := NewProxy(s.ClientAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetHang(true)
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /version HTTP/1.1\r\nHost: etcd\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return p.Hung() == 1 })
+	if err := p.Close(); err != nil { // returns only once hold has ended
+		t.Fatalf("Close: %v", err)
+	}
+	if got := p.Conns(); got != 0 {
+		t.Errorf("Conns() after Close = %d, want 0", got)
+	}
+}
+
+func TestProxyDelay(t *testing.T) {
+	s := NewServer(t, Config{})
+	p := newProxy(t, s)
+	gw := newGateway(t, p.Endpoint("http"), nil)
+	gw.put("delay", "v")
+
+	const delay = 300 * time.Millisecond
+	p.SetDelay(delay)
+	start := time.Now()
+	value, _, _ := gw.get("delay") // on the live keep-alive connection
+	if elapsed := time.Since(start); elapsed < delay {
+		t.Errorf("range with SetDelay(%v) took %v, want at least the delay", delay, elapsed)
+	}
+	if value != "v" {
+		t.Errorf("range with a delay = %q, want v", value)
+	}
+	// A stream's bytes are late too, and the client's bytes are not: etcd
+	// has applied the write before the event reaches the watch.
+	w := startWatch(t, gw.client, gw.base, "delay2")
+	direct := newGateway(t, s.Endpoint(), nil)
+	start = time.Now()
+	rev := direct.put("delay2", "w")
+	if line := w.next(t); !strings.Contains(line, `"events"`) {
+		t.Errorf("watch line = %q, want the event", line)
+	}
+	if elapsed := time.Since(start); elapsed < delay {
+		t.Errorf("watch event with SetDelay(%v) came after %v, want at least the delay", delay, elapsed)
+	}
+	if _, _, got := gw.get("delay2"); got != rev {
+		t.Errorf("revision through the proxy = %d, want %d", got, rev)
+	}
+
+	p.SetDelay(0)
+	if value, _, _ := gw.get("delay"); value != "v" {
+		t.Errorf("range after SetDelay(0) = %q, want v", value)
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
