@@ -190,8 +190,9 @@ type soak struct {
 	t       *testing.T
 	start   time.Time
 	cluster *etcdtest.Cluster
-	https   []*etcdtest.Proxy // member i's https proxy
-	plain   []*etcdtest.Proxy // member i's plain-HTTP proxy
+	https   []*etcdtest.Proxy     // member i's https proxy
+	plain   []*etcdtest.Proxy     // member i's plain-HTTP proxy, in front of l7[i]
+	l7      []*etcdtest.HTTPProxy // member i's L7 proxy, in front of its plain URL
 	caFile  string
 
 	mu        sync.Mutex
@@ -286,7 +287,11 @@ func TestSoak(t *testing.T) {
 	for i := range 3 {
 		m := s.cluster.Member(i)
 		s.https = append(s.https, tcpProxy(t, m.ClientAddr()))
-		s.plain = append(s.plain, tcpProxy(t, strings.TrimPrefix(m.PlainEndpoint(), "http://")))
+		l7, err := etcdtest.NewHTTPProxy(m.PlainEndpoint(), etcdtest.HTTPProxyConfig{})
+		require.NoError(t, err)
+		t.Cleanup(func() { l7.Close() })
+		s.l7 = append(s.l7, l7)
+		s.plain = append(s.plain, tcpProxy(t, l7.Addr()))
 	}
 	// Member 0 is never touched by a fault: the reference watch reads it
 	// directly, and it keeps a quorum with whichever other member is up.
@@ -639,10 +644,30 @@ func (s *soak) inject(ctx context.Context, rng *rand.Rand, ref *etcdgw.Client, w
 		}
 		m := 1 + rng.IntN(2)
 		switch f := rng.IntN(100); {
-		case f < 30:
+		case f < 22:
 			s.fault("connection cut")
 			s.https[m].CutAll()
 			s.plain[m].CutAll()
+		case f < 28:
+			s.fault("slow member")
+			d := time.Duration(200+rng.IntN(1500)) * time.Millisecond
+			s.https[m].SetDelay(d)
+			s.plain[m].SetDelay(d)
+			sleepCtx(ctx, time.Duration(500+rng.IntN(2000))*time.Millisecond)
+			s.https[m].SetDelay(0)
+			s.plain[m].SetDelay(0)
+		case f < 34:
+			reply := []etcdtest.Reply{etcdtest.ReplyBadGateway, etcdtest.ReplyGatewayTimeout, etcdtest.ReplyServiceUnavailable}[rng.IntN(3)]
+			s.fault(fmt.Sprintf("proxy answers %d", reply.Status))
+			s.l7[m].Reply(reply)
+			sleepCtx(ctx, time.Duration(300+rng.IntN(1500))*time.Millisecond)
+			s.l7[m].Clear()
+		case f < 38:
+			s.fault("proxy cuts stream lines and answers")
+			s.l7[m].CutLines("", 3)
+			s.l7[m].ResetAnswers("", 3)
+			sleepCtx(ctx, time.Duration(300+rng.IntN(1000))*time.Millisecond)
+			s.l7[m].Clear()
 		case f < 50:
 			s.fault("black hole")
 			s.https[m].Pause()
@@ -715,6 +740,9 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // heal ends every fault: members run, proxies forward.
 func (s *soak) heal() {
 	for i := range s.https {
+		s.l7[i].Clear()
+		s.https[i].SetDelay(0)
+		s.plain[i].SetDelay(0)
 		s.https[i].Resume()
 		s.plain[i].Resume()
 		s.https[i].SetRefuse(false)
@@ -755,11 +783,11 @@ func (s *soak) report(seed uint64) {
 	fmt.Fprintf(&b, "soak report (seed %d)\n", seed)
 	fmt.Fprintf(&b, "  operations by kind and outcome:\n")
 	for _, k := range sortedKeys(s.opCounts) {
-		fmt.Fprintf(&b, "    %-32s %6d\n", k, s.opCounts[k])
+		fmt.Fprintf(&b, "    %-40s %6d\n", k, s.opCounts[k])
 	}
 	fmt.Fprintf(&b, "  faults injected:\n")
 	for _, k := range sortedKeys(s.faults) {
-		fmt.Fprintf(&b, "    %-32s %6d\n", k, s.faults[k])
+		fmt.Fprintf(&b, "    %-40s %6d\n", k, s.faults[k])
 	}
 	fmt.Fprintf(&b, "  KV operations checked for linearizability: %d\n", len(s.history))
 	fmt.Fprintf(&b, "  writes of unknown outcome: %d\n", s.unknown)
