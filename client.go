@@ -733,7 +733,11 @@ func (c *Client) probe(ctx context.Context, ep *endpoint.Endpoint) bool {
 		return false
 	}
 	var h wire.HealthResponse
-	return wire.DecodeHealth(b.b, &h) == nil && h.Health == "true"
+	if wire.DecodeHealth(b.b, &h) != nil || h.Health != "true" {
+		return false
+	}
+	ep.HealthyAt.Store(time.Now().UnixNano())
+	return true
 }
 
 // flight shares one run of a function among concurrent callers: the first

@@ -1,6 +1,7 @@
 package etcdgw_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -132,4 +133,33 @@ func TestWatchOnAQuietHealthyMemberStays(t *testing.T) {
 	ev := nextEvents(t, ch)
 	require.Len(t, ev, 1)
 	assert.Equal(t, r.Header.Revision, ev[0].Kv.ModRevision)
+}
+
+// Quiet watches to one member share their keepalive probes: ten idle watches
+// cost about one /health a half interval, not ten an interval.
+func TestQuietWatchesShareProbes(t *testing.T) {
+	rec := recordingProxy(t)
+	prefix := testPrefix(t)
+	c := newClient(t, etcdgw.WithEndpoints(rec.Endpoint()), etcdgw.WithKeyPrefix(prefix), etcdgw.WithAPIPrefix("/v3"),
+		etcdgw.WithStreamKeepalive(200*time.Millisecond, 2*time.Second))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	const watches = 10
+	var chans []etcdgw.WatchChan
+	for i := range watches {
+		ch := c.Watch(ctx, fmt.Sprint("k", i))
+		require.True(t, next(t, ch).Created)
+		chans = append(chans, ch)
+	}
+	before := rec.Count("/health")
+	time.Sleep(2 * time.Second) // ten intervals of quiet: what is measured is the probes' count
+	probes := rec.Count("/health") - before
+	assert.Positive(t, probes, "the quiet streams' member was probed")
+	// Unshared, each watch would probe every interval: 100 probes.
+	assert.Less(t, probes, 40, "probes of ten quiet watches over ten intervals")
+	cancel()
+	for _, ch := range chans {
+		for range ch {
+		}
+	}
 }

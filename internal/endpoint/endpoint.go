@@ -30,6 +30,9 @@ type Endpoint struct {
 
 	proto   atomic.Int32 // HTTP major version of the last answer; 0 unknown
 	lastErr atomic.Pointer[error]
+	// HealthyAt is when a /health probe last found the endpoint healthy, in
+	// Unix nanoseconds: the streams to it share that answer for a while.
+	HealthyAt atomic.Int64
 
 	// EmptyErrors records whether the endpoint answers errors with an empty
 	// reply (etcd 3.4.23's gateway): 1 yes, -1 no, 0 not known.
