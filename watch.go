@@ -732,13 +732,18 @@ func (c *Client) keepalive(ctx context.Context, ep *endpoint.Endpoint, act *acti
 }
 
 // probeWithin probes ep, with the keepalive timeout to answer. The quiet
-// streams to one member share a probe that found it healthy within the last
-// half interval, so that N idle watches cost one probe, not N.
+// streams to one member share a probe in flight, and one that found it
+// healthy within the last half interval, so that N idle watches cost one
+// probe, not N.
 func (c *Client) probeWithin(ctx context.Context, ep *endpoint.Endpoint) bool {
 	if time.Since(time.Unix(0, ep.HealthyAt.Load())) < c.cfg.streamIdle/2 {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.streamTimeout)
-	defer cancel()
-	return c.probe(ctx, ep)
+	return ep.SharedProbe(ctx, func() bool {
+		// Bounded by the keepalive timeout, not by the ctx of the one
+		// stream that runs it for all.
+		pctx, cancel := context.WithTimeout(c.ctx, c.cfg.streamTimeout)
+		defer cancel()
+		return c.probe(pctx, ep)
+	})
 }

@@ -33,6 +33,7 @@ type Endpoint struct {
 	// HealthyAt is when a /health probe last found the endpoint healthy, in
 	// Unix nanoseconds: the streams to it share that answer for a while.
 	HealthyAt atomic.Int64
+	shared    sharedProbe
 
 	// EmptyErrors records whether the endpoint answers errors with an empty
 	// reply (etcd 3.4.23's gateway): 1 yes, -1 no, 0 not known.
@@ -54,6 +55,42 @@ func (e *Endpoint) LastError() error {
 		return *p
 	}
 	return nil
+}
+
+// sharedProbe is the probe of an endpoint in flight for its quiet streams.
+type sharedProbe struct {
+	mu  sync.Mutex
+	cur *probeCall
+}
+
+type probeCall struct {
+	done chan struct{}
+	ok   bool
+}
+
+// SharedProbe runs probe for e, unless a shared probe of e is already in
+// flight: then it waits for that one's answer (false if ctx ends first), so
+// that many streams to one member that go quiet at once probe it once.
+func (e *Endpoint) SharedProbe(ctx context.Context, probe func() bool) bool {
+	e.shared.mu.Lock()
+	if call := e.shared.cur; call != nil {
+		e.shared.mu.Unlock()
+		select {
+		case <-call.done:
+			return call.ok
+		case <-ctx.Done():
+			return false
+		}
+	}
+	call := &probeCall{done: make(chan struct{})}
+	e.shared.cur = call
+	e.shared.mu.Unlock()
+	call.ok = probe()
+	e.shared.mu.Lock()
+	e.shared.cur = nil
+	e.shared.mu.Unlock()
+	close(call.done)
+	return call.ok
 }
 
 // Prober asks an endpoint whether it is healthy (GET /health).

@@ -219,3 +219,46 @@ func TestLastError(t *testing.T) {
 	e.SetLastError(context.DeadlineExceeded)
 	assert.ErrorIs(t, e.LastError(), context.DeadlineExceeded)
 }
+
+// Concurrent shared probes of one endpoint run one probe and share its answer.
+func TestSharedProbe(t *testing.T) {
+	e := &Endpoint{}
+	release := make(chan struct{})
+	var runs atomic.Int32
+	probe := func() bool { runs.Add(1); <-release; return true }
+	results := make(chan bool, 5)
+	go func() { results <- e.SharedProbe(context.Background(), probe) }()
+	require.Eventually(t, func() bool {
+		e.shared.mu.Lock()
+		defer e.shared.mu.Unlock()
+		return e.shared.cur != nil
+	}, 5*time.Second, time.Millisecond)
+	// The probe in flight cannot end before release: the four callers that
+	// come now find it and wait for it.
+	entered := make(chan struct{}, 4)
+	for range 4 {
+		go func() { entered <- struct{}{}; results <- e.SharedProbe(context.Background(), probe) }()
+	}
+	for range 4 {
+		<-entered
+	}
+	time.Sleep(10 * time.Millisecond) // from the send above to SharedProbe's lock
+	close(release)
+	for range 5 {
+		assert.True(t, <-results)
+	}
+	assert.Equal(t, int32(1), runs.Load(), "one probe for five concurrent callers")
+
+	// A caller whose ctx ends stops waiting.
+	block := make(chan struct{})
+	go e.SharedProbe(context.Background(), func() bool { <-block; return true })
+	require.Eventually(t, func() bool {
+		e.shared.mu.Lock()
+		defer e.shared.mu.Unlock()
+		return e.shared.cur != nil
+	}, 5*time.Second, time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.False(t, e.SharedProbe(ctx, func() bool { t.Error("a second probe ran"); return true }))
+	close(block)
+}
