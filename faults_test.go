@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -286,7 +285,7 @@ func TestErrorsOfWrongURLsSayWhatToDo(t *testing.T) {
 		{"https to a plain server", strings.Replace(shared.Endpoint(), "http://", "https://", 1), "use http://", etcdgw.ErrUnavailable},
 		{"http to a TLS server", strings.Replace(tlsSrv.Endpoint(), "https://", "http://", 1), "use https://", etcdgw.ErrUnavailable},
 		{"the peer port", "http://" + shared.PeerAddr(), "peer port", nil},
-		{"nothing listening", "http://" + freeAddr(t), "is etcd running there", etcdgw.ErrUnavailable},
+		{"nothing listening", "http://" + closedPort(t), "is etcd running there", etcdgw.ErrUnavailable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,15 +308,6 @@ func TestErrorsOfWrongURLsSayWhatToDo(t *testing.T) {
 			assert.Equal(t, 1, strings.Count(err.Error(), "etcdgw: "), "one prefix: %v", err)
 		})
 	}
-}
-
-// freeAddr is a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
 }
 
 // Something that answers /version but is not etcd gets an error, not a
