@@ -1,9 +1,16 @@
 package etcdgw
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -333,4 +340,237 @@ func (c *Client) leaderEndpoint(ctx context.Context) (*endpoint.Endpoint, error)
 		return nil, fmt.Errorf("%w: the leader %x has no client URL this client can use", ErrUnavailable, leader)
 	}
 	return nil, fmt.Errorf("%w: the leader %x is not in the member list", ErrUnavailable, leader)
+}
+
+// snapshotTrailer is the size of the sha256 etcd sends after a snapshot's
+// data; etcdutl recognizes a snapshot that has it by its size
+// (size % 512 == 32, the data being whole 512-byte pages).
+const snapshotTrailer = sha256.Size
+
+// Snapshot streams the backend database of the member at endpoint to w,
+// followed by its 32-byte sha256 as etcd sends it: what w receives is the
+// file that etcdutl snapshot restore takes. It verifies, as etcdutl does,
+// that the checksum matches the data and that the total size modulo 512 is
+// 32, and returns the bytes written. A checksum that does not match, a
+// stream cut short or a stream that ends with an error fail the call (with
+// an error matching ErrMalformedResponse, ErrUnavailable or an *Error): what
+// w received then is not a snapshot. Memory stays bounded whatever the size
+// of the database.
+//
+// Only ctx bounds it: neither WithTimeout nor WithAttemptTimeout applies. It
+// goes to that member only, is not retried, and changes no endpoint's
+// health. Use SnapshotToFile to write a file safely.
+func (c *Client) Snapshot(ctx context.Context, endpoint string, w io.Writer) (int64, error) {
+	return c.snapshot(ctx, endpoint, w, nil)
+}
+
+// SnapshotToFile saves a Snapshot of the member at endpoint to path: it
+// writes a temporary file beside it, syncs it to disk and renames it to path
+// once the snapshot is verified, so that path never holds a partial or
+// corrupt snapshot; the temporary file is removed on failure. progress, if
+// not nil, is called after each chunk with the bytes written and the
+// expected total (data and checksum, as etcd announced it in its first
+// message). It returns the size of the file.
+func (c *Client) SnapshotToFile(ctx context.Context, endpoint, path string, progress func(done, total int64)) (int64, error) {
+	if path == "" {
+		return 0, invalidArgument("SnapshotToFile: empty path")
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".part*")
+	if err != nil {
+		return 0, fmt.Errorf("etcdgw: SnapshotToFile: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	n, err := c.snapshot(ctx, endpoint, f, progress)
+	if err != nil {
+		return n, err
+	}
+	if err := f.Sync(); err != nil {
+		return n, fmt.Errorf("etcdgw: SnapshotToFile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return n, fmt.Errorf("etcdgw: SnapshotToFile: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return n, fmt.Errorf("etcdgw: SnapshotToFile: %w", err)
+	}
+	ok = true
+	// The rename lasts once the directory is synced; not every file system
+	// can sync a directory, and the snapshot itself is safe by now.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return n, nil
+}
+
+func (c *Client) snapshot(ctx context.Context, endpoint string, w io.Writer, progress func(done, total int64)) (int64, error) {
+	if c.closed.Load() {
+		return 0, ErrClosed
+	}
+	ep, err := c.memberEndpoint("Snapshot", endpoint)
+	if err != nil {
+		return 0, err
+	}
+	// Close ends the stream too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+	prefix, err := c.apiPrefix(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if c.auth != nil {
+		if _, err := c.token(ctx); err != nil {
+			return 0, err
+		}
+	}
+	for authRetried := false; ; authRetried = true {
+		hdrs := c.headers.Load()
+		resp, err := c.openSnapshot(ctx, ep, prefix, hdrs)
+		if err == nil {
+			defer resp.Body.Close()
+			return c.readSnapshot(ctx, ep, resp.Body, w, progress)
+		}
+		var e *Error
+		if errors.As(err, &e) && c.auth != nil && !authRetried && e.needsNewToken() {
+			if _, err := c.refreshToken(ctx, hdrs.token); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		return 0, err
+	}
+}
+
+// openSnapshot sends the snapshot request and returns the answer of a
+// stream that started, or the error.
+func (c *Client) openSnapshot(ctx context.Context, ep *endpoint.Endpoint, prefix string, hdrs *requestHeaders) (*http.Response, error) {
+	r := &rpc{path: wire.PathSnapshot, body: []byte("{}"), idempotent: true}
+	req, err := c.newRequest(ctx, ep, prefix+wire.PathSnapshot, r, hdrs)
+	if err != nil {
+		return nil, fmt.Errorf("etcdgw: Snapshot: %w", err)
+	}
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		return nil, c.snapshotBroken(ctx, ep, err)
+	}
+	ep.SetProto(resp.ProtoMajor)
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := newError(wire.ParseErrorBody(resp.StatusCode, b), ep.URL)
+	e.hint = statusHint(e)
+	return nil, e
+}
+
+// snapshotBroken is the error of a snapshot stream that failed to start or
+// broke: the context's error when ctx or Close ended it, else a transport
+// error (ErrUnavailable).
+func (c *Client) snapshotBroken(ctx context.Context, ep *endpoint.Endpoint, err error) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if ctx.Err() != nil {
+		return &multiError{msg: "Snapshot", errs: []error{ctx.Err(), &transportError{endpoint: ep.URL, err: err}}}
+	}
+	return &multiError{msg: "Snapshot", errs: []error{&transportError{endpoint: ep.URL, err: err, hint: transportHint(ep.TLS, ep.Proto() == 0, err)}}}
+}
+
+// readSnapshot copies the stream's blobs to w and verifies them.
+func (c *Client) readSnapshot(ctx context.Context, ep *endpoint.Endpoint, body io.Reader, w io.Writer, progress func(done, total int64)) (int64, error) {
+	lr := wire.NewLineReader(body, 64<<10, c.maxBody)
+	var v snapshotVerifier
+	var msg wire.SnapshotResponse
+	var written, total int64
+	for first := true; ; first = false {
+		line, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, wire.ErrLineTooLong) {
+				return written, fmt.Errorf("%w: Snapshot from %s: %v", ErrMalformedResponse, ep.URL, err)
+			}
+			return written, c.snapshotBroken(ctx, ep, err)
+		}
+		st, err := wire.DecodeSnapshotLine(line, &msg)
+		if err != nil {
+			if lr.Tail() {
+				return written, fmt.Errorf("%w: Snapshot from %s: the stream was cut in the middle of a message", ErrMalformedResponse, ep.URL)
+			}
+			return written, malformed(ep.URL, err)
+		}
+		if st != nil {
+			return written, &multiError{msg: "Snapshot", errs: []error{newError(*st, ep.URL)}}
+		}
+		if first {
+			total = int64(msg.RemainingBytes) + int64(len(msg.Blob)) + snapshotTrailer
+		}
+		v.add(msg.Blob)
+		n, err := w.Write(msg.Blob)
+		written += int64(n)
+		if err != nil {
+			return written, fmt.Errorf("etcdgw: Snapshot: writing: %w", err)
+		}
+		if progress != nil {
+			progress(written, total)
+		}
+	}
+	if err := v.check(written, total); err != nil {
+		return written, fmt.Errorf("%w: Snapshot from %s: %v", ErrMalformedResponse, ep.URL, err)
+	}
+	return written, nil
+}
+
+// snapshotVerifier checks a snapshot as it streams by: the sha256 of every
+// byte but the last 32, which must be that sha256. It holds the last 32 bytes
+// seen back from the hash until more come.
+type snapshotVerifier struct {
+	h    hash.Hash
+	held []byte
+}
+
+func (v *snapshotVerifier) add(b []byte) {
+	if v.h == nil {
+		v.h = sha256.New()
+		v.held = make([]byte, 0, 2*snapshotTrailer)
+	}
+	if len(b) >= snapshotTrailer {
+		v.h.Write(v.held)
+		v.h.Write(b[:len(b)-snapshotTrailer])
+		v.held = append(v.held[:0], b[len(b)-snapshotTrailer:]...)
+		return
+	}
+	v.held = append(v.held, b...)
+	if extra := len(v.held) - snapshotTrailer; extra > 0 {
+		v.h.Write(v.held[:extra])
+		v.held = append(v.held[:0], v.held[extra:]...)
+	}
+}
+
+// check verifies the whole stream of size bytes, of which etcd announced
+// total (0: unknown).
+func (v *snapshotVerifier) check(size, total int64) error {
+	switch {
+	case size == 0:
+		return errors.New("the stream ended before any data")
+	case total > 0 && size < total:
+		return fmt.Errorf("the stream ended after %d of %d bytes", size, total)
+	case size%512 != snapshotTrailer:
+		return fmt.Errorf("size %d is not whole 512-byte pages and a 32-byte sha256 (the stream was cut or is not a snapshot)", size)
+	case !bytes.Equal(v.h.Sum(nil), v.held):
+		return errors.New("sha256 mismatch: the snapshot is corrupt")
+	case total > 0 && size != total:
+		return fmt.Errorf("size %d is not the %d bytes etcd announced", size, total)
+	}
+	return nil
 }
