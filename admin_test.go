@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -316,4 +319,55 @@ func TestNoSpaceRecovery(t *testing.T) {
 	assert.Empty(t, a.Alarms)
 	_, err = c.Set(ctx, "after", "ok")
 	assert.NoError(t, err)
+}
+
+// TestAdminCallsServerLacks: on servers without the route (HashKV before
+// etcd 3.5.10, AuthStatus on 3.4, MemberPromote and learners before 3.4), the
+// call fails with an error that wraps errors.ErrUnsupported, in the shape of
+// each gateway's "no such path" answer.
+func TestAdminCallsServerLacks(t *testing.T) {
+	notFound := map[string]func(http.ResponseWriter){
+		"3.4, 3.5": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(404)
+			io.WriteString(w, "404 page not found\n")
+		},
+		"3.6+": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(404)
+			io.WriteString(w, `{"code":5, "message":"Not Found"}`)
+		},
+	}
+	for shape, answer := range notFound {
+		t.Run(shape, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if r.URL.Path == "/version" {
+					io.WriteString(w, `{"etcdserver":"3.3.27","etcdcluster":"3.3.0"}`)
+					return
+				}
+				answer(w)
+			}))
+			t.Cleanup(srv.Close)
+			c := newClientOf(t, srv.URL)
+			ctx := testCtx(t)
+			_, err := c.HashKV(ctx, srv.URL, 0)
+			require.ErrorIs(t, err, errors.ErrUnsupported)
+			assert.Contains(t, err.Error(), "3.5.10")
+			var e *etcdgw.Error
+			assert.True(t, errors.As(err, &e), "the answer stays reachable")
+			_, err = c.AuthStatus(ctx)
+			assert.ErrorIs(t, err, errors.ErrUnsupported)
+			_, err = c.MemberPromote(ctx, 1)
+			assert.ErrorIs(t, err, errors.ErrUnsupported)
+			// etcd 3.3 would add a voter: refused before anything is sent.
+			_, err = c.MemberAddAsLearner(ctx, []string{"http://127.0.0.1:1"})
+			assert.ErrorIs(t, err, errors.ErrUnsupported)
+			// A call every version has is not "unsupported": this is not
+			// etcd's gateway.
+			_, err = c.MemberList(ctx)
+			require.Error(t, err)
+			assert.NotErrorIs(t, err, errors.ErrUnsupported)
+		})
+	}
 }
