@@ -288,12 +288,13 @@ func testMoveLeader(t *testing.T, c *etcdgw.Client, cl *etcdtest.Cluster, ids []
 }
 
 func testMoveLeaderFromFollower(t *testing.T, cl *etcdtest.Cluster, ids []uint64) {
-	// The client knows one follower only: the leader is found through
-	// MemberList's client URLs.
+	// The client knows one follower only (and a dead endpoint): the leader
+	// is found through MemberList's client URLs.
 	all := newClientOf(t, cl.Endpoints()...)
 	old := leaderID(t, all, cl.Endpoints()[0])
 	f := (slices.Index(ids, old) + 1) % len(ids)
-	c := newClientOf(t, cl.Endpoints()[f])
+	// A dead endpoint first: its Status fails, and the search goes on.
+	c := newClientOf(t, refusedEndpoint(t), cl.Endpoints()[f])
 	target := ids[(f+1)%len(ids)]
 	if target == old {
 		target = ids[f]

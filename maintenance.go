@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/etcdgw/etcdgw/internal/endpoint"
 	"github.com/etcdgw/etcdgw/internal/wire"
@@ -296,14 +297,26 @@ type prefixless struct{ error }
 func (p *prefixless) Error() string { return strings.TrimPrefix(p.error.Error(), "etcdgw: ") }
 func (p *prefixless) Unwrap() error { return p.error }
 
+// statusOf is the Status of ep, one of untried members to ask: a member that
+// does not answer gets half of the deadline left, not all of it.
+func (c *Client) statusOf(ctx context.Context, ep *endpoint.Endpoint, untried int) (*StatusResponse, error) {
+	if dl, ok := ctx.Deadline(); ok && untried > 1 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+		defer cancel()
+	}
+	return c.status(ctx, ep)
+}
+
 // leaderEndpoint finds the endpoint of the leader: one of the client's own
 // endpoints whose Status says it leads, or else a client URL of the leader
 // from MemberList.
 func (c *Client) leaderEndpoint(ctx context.Context) (*endpoint.Endpoint, error) {
 	var leader uint64
 	var lastErr error
-	for _, ep := range c.ring.Endpoints() {
-		s, err := c.status(ctx, ep)
+	eps := c.ring.Endpoints()
+	for i, ep := range eps {
+		s, err := c.statusOf(ctx, ep, len(eps)-i)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err

@@ -131,3 +131,31 @@ func TestClassifyAdmin(t *testing.T) {
 		assert.Equal(t, tt.want, Classify(CodeFailedPrecondition, tt.msg), tt.msg)
 	}
 }
+
+// FuzzDecodeAdmin: no input makes an administration decoder panic or hang.
+func FuzzDecodeAdmin(f *testing.F) {
+	for _, seed := range []string{
+		`{"header":{},"members":[{"ID":"1","name":"a","peerURLs":["x"],"clientURLs":["y"],"isLearner":true}],"member":{"ID":"2"}}`,
+		`{"version":"3.7.3","dbSize":"1","leader":"2","errors":["NOSPACE"]}`,
+		`{"alarms":[{"memberID":"7","alarm":"NOSPACE"},{"alarm":9}]}`,
+		`{"hash":3630160000,"compact_revision":"-1","hash_revision":"4"}`,
+		`{"enabled":true,"authRevision":"6"}`,
+		`{"perm":[{"permType":"WRITE","key":"YQ==","range_end":"Yg=="}],"users":["a"]}`,
+		`{"result":{"remaining_bytes":"9","blob":"YWJj"}}`,
+		`{"error":{"code":14,"message":"etcdserver: no leader"}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = DecodeMembers(data, new(MemberResponse))
+		_ = DecodeStatus(data, new(StatusResponse))
+		_ = DecodeAlarm(data, new(AlarmResponse))
+		_ = DecodeHashKV(data, new(HashKVResponse))
+		_ = DecodeAuthStatus(data, new(AuthStatusResponse))
+		_ = DecodeAuth(data, new(AuthResponse))
+		var s SnapshotResponse
+		if st, err := DecodeSnapshotLine(data, &s); err == nil && st == nil && len(s.Blob) > len(data) {
+			t.Fatalf("blob of %d bytes from %d bytes of input", len(s.Blob), len(data))
+		}
+	})
+}
