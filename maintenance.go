@@ -360,6 +360,11 @@ func (c *Client) leaderEndpoint(ctx context.Context) (*endpoint.Endpoint, error)
 // (size % 512 == 32, the data being whole 512-byte pages).
 const snapshotTrailer = sha256.Size
 
+// snapshotMaxLine bounds one message of a snapshot stream, and so the memory
+// a snapshot takes: etcd sends 32 KiB of data per message (about 44 KB of
+// JSON).
+const snapshotMaxLine = 4 << 20
+
 // Snapshot streams the backend database of the member at endpoint to w,
 // followed by its 32-byte sha256 as etcd sends it: what w receives is the
 // file that etcdutl snapshot restore takes. It verifies, as etcdutl does,
@@ -500,7 +505,7 @@ func (c *Client) snapshotBroken(ctx context.Context, ep *endpoint.Endpoint, err 
 
 // readSnapshot copies the stream's blobs to w and verifies them.
 func (c *Client) readSnapshot(ctx context.Context, ep *endpoint.Endpoint, body io.Reader, w io.Writer, progress func(done, total int64)) (int64, error) {
-	lr := wire.NewLineReader(body, 64<<10, c.maxBody)
+	lr := wire.NewLineReader(body, 64<<10, min(c.maxBody, snapshotMaxLine))
 	var v snapshotVerifier
 	var msg wire.SnapshotResponse
 	var written, total int64
