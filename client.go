@@ -329,6 +329,15 @@ type rpc struct {
 	// ep, when set, pins the call to this endpoint: it is neither sent to nor
 	// retried on another (the later pages of a serializable ReadDir).
 	ep *endpoint.Endpoint
+
+	// Administration (maintenance.go).
+	// member: a per-member call (Status, HashKV, ...), pinned to ep: it
+	// changes no endpoint's health, and its one attempt is bounded by ctx
+	// (or WithAttemptTimeout) alone.
+	member bool
+	// noTimeout: ctx alone bounds the call: no WithTimeout default and no
+	// attempt timeout (Defragment, Snapshot: minutes on a big database).
+	noTimeout bool
 }
 
 // unary sends r and hands the body of the 2xx answer to decode. It picks a
@@ -338,7 +347,7 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	if _, ok := ctx.Deadline(); !ok && c.cfg.timeout > 0 {
+	if _, ok := ctx.Deadline(); !ok && c.cfg.timeout > 0 && !r.noTimeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)
 		defer cancel()
@@ -380,7 +389,14 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 			// starts over elsewhere: leave it half of the deadline.
 			untried = 2
 		}
-		ans := c.exchange(ctx, ep, urlPath, r, hdrs, c.attemptTimeout(ctx, untried))
+		if r.member {
+			untried = 1 // administration: no other member will be tried
+		}
+		timeout := c.attemptTimeout(ctx, untried)
+		if r.noTimeout {
+			timeout = 0
+		}
+		ans := c.exchange(ctx, ep, urlPath, r, hdrs, timeout)
 		a := attempt{
 			write:    !r.idempotent,
 			sent:     ans.sent,
@@ -419,9 +435,11 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 			}
 		}
 		d := decide(a)
-		if d.memberFail {
+		switch {
+		case r.member: // per-member administration: health untouched
+		case d.memberFail:
 			c.ring.Fail(ep)
-		} else if a.answered && !a.ctxDone {
+		case a.answered && !a.ctxDone:
 			c.ring.Succeed(ep)
 		}
 		var cause error = e
@@ -431,7 +449,7 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 				cause = &transportError{endpoint: ep.URL, err: ans.err, hint: transportHint(ep.TLS, ep.Proto() == 0, ans.err)}
 			}
 		}
-		if d.memberFail {
+		if d.memberFail && !r.member {
 			ep.SetLastError(cause)
 		}
 		switch d.act {

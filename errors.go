@@ -82,6 +82,17 @@ var (
 	ErrNoLeader         = errors.New("etcdgw: no leader")
 	ErrNoSpace          = errors.New("etcdgw: mvcc: database space exceeded")
 	ErrTooManyRequests  = errors.New("etcdgw: too many requests")
+	// Errors of the administration calls.
+	ErrMemberNotFound      = errors.New("etcdgw: member not found")
+	ErrMemberExists        = errors.New("etcdgw: member already exists") // same ID or peer URLs
+	ErrMemberNotLearner    = errors.New("etcdgw: can only promote a learner member")
+	ErrLearnerNotReady     = errors.New("etcdgw: can only promote a learner member which is in sync with leader")
+	ErrTooManyLearners     = errors.New("etcdgw: too many learner members in cluster")
+	ErrBadLeaderTransferee = errors.New("etcdgw: bad leader transferee")
+	ErrUserNotFound        = errors.New("etcdgw: user name not found")
+	ErrUserExists          = errors.New("etcdgw: user name already exists")
+	ErrRoleNotFound        = errors.New("etcdgw: role name not found")
+	ErrRoleExists          = errors.New("etcdgw: role name already exists")
 	// ErrUnavailable matches every answer with gRPC code Unavailable (HTTP 503):
 	// no leader, leader changed, request timed out, server stopped; and every
 	// failure to get an answer from a member: a refused or reset connection, a
@@ -144,6 +155,17 @@ var kindErrors = [...]error{
 	wire.KindNoSpace:          ErrNoSpace,
 	wire.KindTooManyRequests:  ErrTooManyRequests,
 	wire.KindUnimplemented:    nil,
+
+	wire.KindMemberNotFound:      ErrMemberNotFound,
+	wire.KindMemberExists:        ErrMemberExists,
+	wire.KindMemberNotLearner:    ErrMemberNotLearner,
+	wire.KindLearnerNotReady:     ErrLearnerNotReady,
+	wire.KindTooManyLearners:     ErrTooManyLearners,
+	wire.KindBadLeaderTransferee: ErrBadLeaderTransferee,
+	wire.KindUserNotFound:        ErrUserNotFound,
+	wire.KindUserExists:          ErrUserExists,
+	wire.KindRoleNotFound:        ErrRoleNotFound,
+	wire.KindRoleExists:          ErrRoleExists,
 }
 
 // invalidOption returns an error wrapping ErrInvalidOption.

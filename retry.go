@@ -89,7 +89,9 @@ func decide(a attempt) decision {
 // refusedBeforeProposal reports whether etcd's error answer e comes before the
 // request was proposed to raft: nothing was applied.
 func refusedBeforeProposal(e *Error) bool {
-	return e.kind == wire.KindNoLeader || strings.Contains(e.Message, "etcdserver: not capable")
+	return e.kind == wire.KindNoLeader || strings.Contains(e.Message, "etcdserver: not capable") ||
+		// Membership changes refused by etcd's strict reconfiguration check.
+		strings.Contains(e.Message, "etcdserver: unhealthy cluster")
 }
 
 // memberStopping reports whether e is the answer of a member whose gateway is

@@ -87,6 +87,7 @@ func TestRefusedAndStopping(t *testing.T) {
 	}{
 		{"no leader", parse(503, `{"code":14,"message":"etcdserver: no leader"}`), true, false, true, false},
 		{"not capable", parse(503, `{"code":14,"message":"etcdserver: not capable"}`), true, false, true, false},
+		{"unhealthy cluster", parse(503, `{"code":14,"message":"etcdserver: unhealthy cluster"}`), true, false, true, false},
 		{"request timed out", parse(503, `{"code":14,"message":"etcdserver: request timed out"}`), false, false, true, false},
 		{"leader changed", parse(503, `{"code":14,"message":"etcdserver: leader changed"}`), false, false, true, false},
 		{"closing 499", parse(499, `{"code":1,"message":"grpc: the client connection is closing"}`), false, true, false, false},

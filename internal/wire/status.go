@@ -161,6 +161,17 @@ const (
 	KindInvalidArgument
 	KindNotFound
 	KindUnimplemented
+	// Administration.
+	KindMemberNotFound
+	KindMemberExists
+	KindMemberNotLearner
+	KindLearnerNotReady
+	KindTooManyLearners
+	KindBadLeaderTransferee
+	KindUserNotFound
+	KindUserExists
+	KindRoleNotFound
+	KindRoleExists
 )
 
 // messageKinds pairs the distinctive part of etcd's error messages
@@ -190,6 +201,19 @@ var messageKinds = [...]struct {
 	{"etcdserver: no leader", KindNoLeader},
 	{"database space exceeded", KindNoSpace},
 	{"too many requests", KindTooManyRequests},
+	// Administration. "learner member which is in sync" comes before
+	// "can only promote a learner member", which it contains.
+	{"member not found", KindMemberNotFound},
+	{"member ID already exist", KindMemberExists},
+	{"Peer URLs already exists", KindMemberExists},
+	{"learner member which is in sync with leader", KindLearnerNotReady},
+	{"can only promote a learner member", KindMemberNotLearner},
+	{"too many learner members", KindTooManyLearners},
+	{"bad leader transferee", KindBadLeaderTransferee},
+	{"user name not found", KindUserNotFound},
+	{"user name already exists", KindUserExists},
+	{"role name not found", KindRoleNotFound},
+	{"role name already exists", KindRoleExists},
 }
 
 // MayHaveApplied reports whether an error answer with this message leaves a
