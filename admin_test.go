@@ -262,7 +262,7 @@ func leaderID(t *testing.T, c *etcdgw.Client, ep string) uint64 {
 }
 
 // waitLeader waits until the member at ep sees want as the leader.
-func waitLeader(t *testing.T, c *etcdgw.Client, ep string, want uint64) {
+func waitStatusLeader(t *testing.T, c *etcdgw.Client, ep string, want uint64) {
 	t.Helper()
 	var got uint64
 	ok := assert.Eventually(t, func() bool {
@@ -282,7 +282,7 @@ func testMoveLeader(t *testing.T, c *etcdgw.Client, cl *etcdtest.Cluster, ids []
 	old := leaderID(t, c, cl.Endpoints()[0])
 	target := ids[(slices.Index(ids, old)+1)%len(ids)]
 	require.NoError(t, c.MoveLeader(ctx, target))
-	waitLeader(t, c, cl.Endpoints()[0], target)
+	waitStatusLeader(t, c, cl.Endpoints()[0], target)
 	assert.ErrorIs(t, c.MoveLeader(ctx, 12345), etcdgw.ErrBadLeaderTransferee)
 	assert.ErrorIs(t, c.MoveLeader(ctx, 0), etcdgw.ErrInvalidArgument)
 }
@@ -300,7 +300,7 @@ func testMoveLeaderFromFollower(t *testing.T, cl *etcdtest.Cluster, ids []uint64
 		target = ids[f]
 	}
 	require.NoError(t, c.MoveLeader(testCtx(t), target))
-	waitLeader(t, all, cl.Endpoints()[0], target)
+	waitStatusLeader(t, all, cl.Endpoints()[0], target)
 }
 
 // TestNoSpaceRecovery fills a small backend until etcd raises NOSPACE, then
