@@ -194,6 +194,7 @@ type soak struct {
 	plain   []*etcdtest.Proxy     // member i's plain-HTTP proxy, in front of l7[i]
 	l7      []*etcdtest.HTTPProxy // member i's L7 proxy, in front of its plain URL
 	caFile  string
+	admin   *etcdgw.Client // every member's plain URL, no proxy: MoveLeader
 
 	mu        sync.Mutex
 	history   []porcupine.Operation
@@ -293,6 +294,14 @@ func TestSoak(t *testing.T) {
 		s.l7 = append(s.l7, l7)
 		s.plain = append(s.plain, tcpProxy(t, l7.Addr()))
 	}
+	var plainURLs []string
+	for i := range 3 {
+		plainURLs = append(plainURLs, s.cluster.Member(i).PlainEndpoint())
+	}
+	admin, err := etcdgw.New(etcdgw.WithEndpoints(plainURLs...))
+	require.NoError(t, err)
+	s.admin = admin
+	defer s.admin.Close()
 	// Member 0 is never touched by a fault: the reference watch reads it
 	// directly, and it keeps a quorum with whichever other member is up.
 	ref, err := etcdgw.New(etcdgw.WithEndpoints(s.cluster.Member(0).PlainEndpoint()))
@@ -678,10 +687,26 @@ func (s *soak) inject(ctx context.Context, rng *rand.Rand, ref *etcdgw.Client, w
 		case f < 65:
 			s.fault("member stopped and restarted")
 			s.restart(ctx, m, time.Duration(500+rng.IntN(2000))*time.Millisecond)
-		case f < 75:
+		case f < 70:
 			if l := s.cluster.Leader(); l > 0 {
 				s.fault("leader stopped")
 				s.restart(ctx, l, time.Duration(500+rng.IntN(1500))*time.Millisecond)
+			}
+		case f < 75:
+			// Move the leader with the maintenance API to another member.
+			l, to := s.cluster.Leader(), rng.IntN(3)
+			if l < 0 || l == to {
+				break
+			}
+			id, err := s.cluster.Member(to).MemberID()
+			if err != nil {
+				break
+			}
+			mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = s.admin.MoveLeader(mctx, id)
+			cancel()
+			if err == nil {
+				s.fault("leader moved")
 			}
 		case f < 90:
 			// Compact only below what every watcher has delivered.
