@@ -64,7 +64,7 @@ func authProxy(t *testing.T, s *etcdtest.Server) *etcdtest.RecordingProxy {
 
 func testOneAuthenticate(t *testing.T, s *etcdtest.Server) {
 	p := authProxy(t, s)
-	c := clientOf(t, p.Endpoint(), etcdgw.WithAuth("rw", rwPassword))
+	c := clientOf(t, p.Endpoint(), etcdgw.WithAuth("rw", rwPassword), etcdgw.WithReadCoalescing(false))
 	ctx := testCtx(t)
 
 	const callers = 16

@@ -311,6 +311,16 @@ func BenchmarkGet(b *testing.B) {
 				return check(len(r.Kvs))
 			})
 		})
+		b.Run(pre+"etcdgw-coalesced", func(b *testing.B) {
+			co := benchGW(b, etcdgw.WithReadCoalescing(true))
+			inGoroutines(b, g, func(ctx context.Context) error {
+				r, err := co.Get(ctx, benchGetKey)
+				if err != nil {
+					return err
+				}
+				return check(len(r.Kvs))
+			})
+		})
 		b.Run(pre+"raw", func(b *testing.B) {
 			raw := newRawHTTP(b)
 			inGoroutines(b, g, func(ctx context.Context) error {

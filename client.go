@@ -51,6 +51,8 @@ type Client struct {
 	muxes     map[*endpoint.Endpoint]*watchMux // duplex watch streams, over HTTP/2
 	evictions atomic.Int64                     // slow watches dropped from a stream and resubscribed
 
+	coal *coalescer // WithReadCoalescing
+
 	pageHook func() // tests: called after each ReadDir page
 }
 
@@ -75,6 +77,7 @@ func New(opts ...Option) (*Client, error) {
 		dialTimeout:      DefaultDialTimeout,
 		streamIdle:       DefaultStreamKeepaliveInterval,
 		streamTimeout:    DefaultStreamKeepaliveTimeout,
+		readCoalescing:   true,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -141,6 +144,9 @@ func New(opts ...Option) (*Client, error) {
 	}
 	if cfg.auth {
 		c.auth = &authState{}
+	}
+	if cfg.readCoalescing {
+		c.coal = newCoalescer(len(eps))
 	}
 	c.setHeaders("")
 	c.ring = endpoint.NewRing(eps, endpoint.Config{

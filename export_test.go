@@ -49,3 +49,17 @@ func EndpointHealthy(c *Client, url string) bool {
 	}
 	panic("no endpoint " + url)
 }
+
+// CoalesceQueued and CoalesceInFlight report the state of WithReadCoalescing:
+// reads waiting for a slot, and requests in flight.
+func CoalesceQueued(c *Client) int {
+	c.coal.mu.Lock()
+	defer c.coal.mu.Unlock()
+	return len(c.coal.queue)
+}
+
+func CoalesceInFlight(c *Client) int {
+	c.coal.mu.Lock()
+	defer c.coal.mu.Unlock()
+	return c.coal.inflight
+}

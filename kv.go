@@ -66,6 +66,9 @@ func (c *Client) Get(ctx context.Context, key string, opts ...OpOption) (*GetRes
 	if err != nil {
 		return nil, err
 	}
+	if c.coal != nil && coalescable(req, op.leader()) {
+		return c.coalescedGet(ctx, req)
+	}
 	var a wire.Arena
 	if req.RangeEnd == nil {
 		a.KVHint = 1

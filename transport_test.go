@@ -156,7 +156,8 @@ func TestAPIPrefixDetectedOnce(t *testing.T) {
 	// GET /version until every caller has started.
 	hole := tcpProxy(t, rec.Addr())
 	hole.Pause()
-	c := clientOf(t, hole.Endpoint("http"))
+	// Each call is counted as a request of its own: no coalescing.
+	c := clientOf(t, hole.Endpoint("http"), etcdgw.WithReadCoalescing(false))
 	ctx := testCtx(t)
 
 	const callers = 16
@@ -189,7 +190,7 @@ func TestAPIPrefixDetectedOnce(t *testing.T) {
 
 func TestAPIPrefixGivenIsNotDetected(t *testing.T) {
 	rec := recordingProxy(t)
-	c := clientOf(t, rec.Endpoint(), etcdgw.WithAPIPrefix("/v3"))
+	c := clientOf(t, rec.Endpoint(), etcdgw.WithAPIPrefix("/v3"), etcdgw.WithReadCoalescing(false))
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
 	for i := range 16 {
@@ -331,7 +332,7 @@ func TestHTTP1NeedsAConnectionPerCall(t *testing.T) {
 	// The control of TestHTTP2MultiplexesOverOneConnection: over http, calls
 	// in flight together each hold a connection.
 	p := tcpProxy(t, shared.ClientAddr())
-	c := clientOf(t, p.Endpoint("http"), etcdgw.WithAPIPrefix("/v3"), etcdgw.WithKeyPrefix(testPrefix(t)))
+	c := clientOf(t, p.Endpoint("http"), etcdgw.WithAPIPrefix("/v3"), etcdgw.WithKeyPrefix(testPrefix(t)), etcdgw.WithReadCoalescing(false))
 	ctx := testCtx(t)
 	p.Pause()
 	const calls = 8
