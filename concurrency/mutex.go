@@ -192,6 +192,9 @@ func watchHeld(ctx context.Context, c *etcdgw.Client, key string, rev, from int6
 		}
 		// Compacted: read the key again.
 		r, err := c.Get(ctx, key, etcdgw.WithKeysOnly())
+		for fails := 1; err != nil && retryable(err) && pause(ctx, fails); fails++ {
+			r, err = c.Get(ctx, key, etcdgw.WithKeysOnly())
+		}
 		if err != nil || len(r.Kvs) == 0 || r.Kvs[0].CreateRevision != rev {
 			return
 		}

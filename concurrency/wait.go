@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
@@ -105,6 +106,7 @@ func waitTurn(ctx context.Context, s *Session, prefix, myKey string, myRev int64
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 	c := s.c
+	fails := 0
 	for {
 		r, err := c.Txn(wctx).Then(
 			etcdgw.OpGet(prefix, etcdgw.WithPrefix(), etcdgw.WithMaxCreateRev(myRev-1),
@@ -112,8 +114,18 @@ func waitTurn(ctx context.Context, s *Session, prefix, myKey string, myRev int64
 			etcdgw.OpGet(myKey, etcdgw.WithKeysOnly()),
 		).Commit()
 		if err != nil {
+			if retryable(err) && wctx.Err() == nil {
+				// etcd is out of reach for now: the place in the queue
+				// lasts as long as the session, which ends on its own
+				// if this goes on for a TTL.
+				fails++
+				if pause(wctx, fails) {
+					continue
+				}
+			}
 			return 0, waitError(ctx, s, err)
 		}
+		fails = 0
 		if mine := r.Responses[1].Get.Kvs; len(mine) == 0 || mine[0].CreateRevision != myRev {
 			return 0, s.lost(context.WithoutCancel(ctx))
 		}
@@ -172,4 +184,29 @@ func waitError(ctx context.Context, s *Session, err error) error {
 		return fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
 	return err
+}
+
+// retryable reports whether a read failed only because etcd could not be
+// reached for now.
+func retryable(err error) bool {
+	return errors.Is(err, etcdgw.ErrUnavailable) || errors.Is(err, etcdgw.ErrNoHealthyEndpoint)
+}
+
+// Pauses between reads of a waiter that cannot reach etcd.
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = time.Second
+)
+
+// pause waits before the fails-th retry (backoff from retryMin to
+// retryMax); false if ctx ended first.
+func pause(ctx context.Context, fails int) bool {
+	t := time.NewTimer(min(retryMin<<min(fails-1, 4), retryMax))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
