@@ -145,7 +145,9 @@ func (e *Election) Proclaim(ctx context.Context, val string) error {
 // Resign gives up leadership: it deletes the leader's key if it is still
 // ours. When the delete fails, the Election keeps leading (as far as it
 // knows) and Resign may be called again; once it succeeded, Resign does
-// nothing and returns nil. Resigning when not leading does nothing.
+// nothing and returns nil. A key already gone (its lease ended, or an earlier
+// Resign was applied and its answer lost) is no error, and resigning when not
+// leading does nothing.
 func (e *Election) Resign(ctx context.Context) error {
 	key, rev := e.state()
 	if key == "" {
@@ -186,9 +188,11 @@ func (e *Election) leader(ctx context.Context) (*etcdgw.GetResponse, error) {
 // Observe reports the leader: first the current one, then each change in
 // order (a new leader, or a Proclaim of the leader's value). A response with
 // no Kvs means that nobody leads. A response is sent only when it differs
-// from the one before. The channel closes when ctx ends, the client closes,
-// or the election cannot be read (an error other than a compaction, which is
-// read through).
+// from the one before; changes faster than a read may be seen as one. The
+// channel must be read; it closes when ctx ends (cancel ctx to stop
+// observing), the client closes, or the election cannot be read (an error
+// other than a compaction, which is read through, or etcd being out of
+// reach, which is waited out).
 func (e *Election) Observe(ctx context.Context) <-chan etcdgw.GetResponse {
 	ch := make(chan etcdgw.GetResponse)
 	go func() {
@@ -217,9 +221,18 @@ func (e *Election) observe(ctx context.Context, ch chan<- etcdgw.GetResponse) {
 			return false
 		}
 	}
+	fails := 0
 	for ctx.Err() == nil {
 		r, err := e.leader(ctx)
-		if err != nil || !send(*r) {
+		if err != nil {
+			// etcd out of reach for now: keep trying while ctx lasts.
+			if fails++; retryable(err) && pause(ctx, fails) {
+				continue
+			}
+			return
+		}
+		fails = 0
+		if !send(*r) {
 			return
 		}
 		if !e.followLeader(ctx, r, send) {

@@ -181,7 +181,7 @@ func waitError(ctx context.Context, s *Session, err error) error {
 		return e
 	}
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		return fmt.Errorf("%w: %w", ctx.Err(), err)
+		return fmt.Errorf("%w (%w)", err, ctx.Err())
 	}
 	return err
 }
