@@ -177,32 +177,30 @@ func TestMutexHolderLeaseRevoked(t *testing.T) {
 // A holder cut off from etcd learns it lost the lock by its own clock (Done)
 // before etcd gives the lock to the next waiter.
 func TestMutexHolderCutOffLearnsFirst(t *testing.T) {
-	p, err := etcdtest.NewProxy(shared.ClientAddr())
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
+	p := newSlowProxy(t, 500*time.Millisecond)
 	prefix := testPrefix(t)
-	ca := newClient(t, etcdgw.WithEndpoints(p.Endpoint("http")), etcdgw.WithKeyPrefix(prefix))
+	ca := newClient(t, etcdgw.WithEndpoints(p.Endpoint()), etcdgw.WithKeyPrefix(prefix))
 	cb := newClient(t, etcdgw.WithKeyPrefix(prefix))
 	ctx := testCtx(t)
-	a := concurrency.NewMutex(newSession(t, ca, concurrency.WithTTL(2)), "lock")
-	t.Cleanup(p.Resume)
+	sa, err := concurrency.NewSession(ca, concurrency.WithTTL(3))
+	require.NoError(t, err)
+	defer sa.Orphan()
+	a := concurrency.NewMutex(sa, "lock")
 	b := concurrency.NewMutex(newSession(t, cb), "lock")
 	require.NoError(t, a.Lock(ctx))
 	bLocked := lockAsync(ctx, b)
 	queued(t, cb, "lock", 2)
 
-	p.Pause()
-	var lostA time.Time
+	p.Cut()
 	select {
 	case <-a.Done():
-		lostA = time.Now()
 	case err := <-bLocked:
 		t.Fatalf("b got the lock (%v) before a learned it lost it", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("a never learned it lost the lock")
 	}
+	assert.ErrorIs(t, context.Cause(sa.Ctx()), concurrency.ErrSessionExpired, "by the session's clock")
 	require.NoError(t, waitErr(t, bLocked, 10*time.Second, "b.Lock"))
-	assert.True(t, time.Now().After(lostA))
 	assert.Greater(t, b.Token(), a.Token())
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/etcdgw/etcdgw"
 	"github.com/etcdgw/etcdgw/concurrency"
-	"github.com/etcdgw/etcdgw/internal/etcdtest"
 )
 
 // A session grants a 60 s lease by default and keeps it alive; Close ends it
@@ -102,17 +101,17 @@ func TestSessionLeaseRevoked(t *testing.T) {
 // A session cut off from etcd ends by its own clock, at the latest at the
 // send time of its last renewal plus the TTL, while etcd still has the lease.
 func TestSessionExpiresByOwnClock(t *testing.T) {
-	p, err := etcdtest.NewProxy(shared.ClientAddr())
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
-	c := newClient(t, etcdgw.WithEndpoints(p.Endpoint("http")))
+	const delay = 500 * time.Millisecond
+	p := newSlowProxy(t, delay)
+	c := newClient(t, etcdgw.WithEndpoints(p.Endpoint()))
 	const ttl = 3 * time.Second
-	s := newSession(t, c, concurrency.WithTTL(3))
-	t.Cleanup(p.Resume) // before the session's Close, which revokes through p
+	s, err := concurrency.NewSession(c, concurrency.WithTTL(3))
+	require.NoError(t, err)
+	defer s.Orphan()
 	cutAt := time.Now()
-	p.Pause()
+	p.Cut()
 	require.True(t, closedWithin(s.Done(), ttl+2*time.Second), "no renewal for a TTL ends the session")
-	assert.Less(t, time.Since(cutAt), ttl+500*time.Millisecond, "by the client's clock, not etcd's answer")
+	assert.Less(t, time.Since(cutAt), ttl+delay, "by the client's clock, from the send time of the last renewal")
 	cause := context.Cause(s.Ctx())
 	assert.ErrorIs(t, cause, concurrency.ErrSessionExpired)
 	assert.Contains(t, cause.Error(), "not renewed")
