@@ -66,7 +66,10 @@ func TestMutexInteropClientv3(t *testing.T) {
 	tokenG := g.Token()
 	require.NoError(t, g.Unlock(ctx))
 	require.NoError(t, waitErr(t, vLocked, 10*time.Second, "clientv3 Lock"))
-	assert.Greater(t, v.Header().Revision, tokenG)
+	r, err := c.Get(ctx, v.Key())
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	assert.Greater(t, r.Kvs[0].CreateRevision, tokenG, "the next holder's token is higher")
 	require.NoError(t, v.Unlock(ctx))
 }
 

@@ -142,10 +142,11 @@ func TestMutexTryLock(t *testing.T) {
 	ok, err := guardedWrite(ctx, c, b, "x", "b")
 	require.NoError(t, err)
 	assert.False(t, ok, "IsOwner of a lock not held never holds")
+	tokenA := a.Token()
 	require.NoError(t, a.Unlock(ctx))
 	assert.True(t, isClosed(a.Done()), "Done closes at Unlock")
 	require.NoError(t, b.TryLock(ctx))
-	assert.Greater(t, b.Token(), a.Token())
+	assert.Greater(t, b.Token(), tokenA)
 }
 
 // A holder whose lease is revoked elsewhere sees Done close, its guarded
@@ -282,6 +283,7 @@ func TestMutexCompactionDuringWait(t *testing.T) {
 	p.CutAll()
 	require.NoError(t, a.Unlock(ctx))
 	require.NoError(t, waitErr(t, xLocked, 10*time.Second, "x.Lock"))
+	tokenX := x.Token()
 	require.NoError(t, x.Unlock(ctx))
 	r, err := c.Set(ctx, "filler", "v")
 	require.NoError(t, err)
@@ -289,7 +291,7 @@ func TestMutexCompactionDuringWait(t *testing.T) {
 	require.NoError(t, p.SetRefuse(false))
 
 	require.NoError(t, waitErr(t, bLocked, 15*time.Second, "b.Lock"))
-	assert.Greater(t, b.Token(), x.Token())
+	assert.Greater(t, b.Token(), tokenX)
 	ok, err := guardedWrite(ctx, cb, b, "data", "b")
 	require.NoError(t, err)
 	assert.True(t, ok)
