@@ -296,3 +296,21 @@ func TestMutexCompactionDuringWait(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok)
 }
+
+// Done of a held lock closes when its session is closed, and the guarded
+// write of the former holder fails.
+func TestMutexDoneOnSessionClose(t *testing.T) {
+	c := newClient(t, etcdgw.WithKeyPrefix(testPrefix(t)))
+	ctx := testCtx(t)
+	s, err := concurrency.NewSession(c)
+	require.NoError(t, err)
+	m := concurrency.NewMutex(s, "lock")
+	require.NoError(t, m.Lock(ctx))
+	require.NoError(t, s.Close())
+	require.True(t, closedWithin(m.Done(), 5*time.Second))
+	ok, err := guardedWrite(ctx, c, m, "data", "late")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.ErrorIs(t, m.Lock(ctx), concurrency.ErrSessionExpired, "a session that ended cannot lock")
+	require.NoError(t, m.Unlock(ctx))
+}
