@@ -68,7 +68,7 @@ func (e *Election) Campaign(ctx context.Context, val string) error {
 		if errors.Is(err, etcdgw.ErrOutcomeUnknown) {
 			_, _ = e.s.c.Delete(context.WithoutCancel(ctx), key)
 		}
-		return err
+		return leaseErr(err)
 	}
 	rev := r.Header.Revision
 	if !r.Succeeded {

@@ -115,7 +115,7 @@ func (m *Mutex) tryAcquire(ctx context.Context) (rev, owner, read int64, err err
 			// The key may have been written: do not leave it in the queue.
 			m.remove(ctx, 0)
 		}
-		return 0, 0, 0, err
+		return 0, 0, 0, leaseErr(err)
 	}
 	rev = r.Header.Revision
 	if !r.Succeeded {

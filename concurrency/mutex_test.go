@@ -314,3 +314,18 @@ func TestMutexDoneOnSessionClose(t *testing.T) {
 	assert.ErrorIs(t, m.Lock(ctx), concurrency.ErrSessionExpired, "a session that ended cannot lock")
 	require.NoError(t, m.Unlock(ctx))
 }
+
+// Lock and Campaign with a lease that is gone, before the session noticed,
+// fail with ErrSessionExpired.
+func TestLockWithLeaseGone(t *testing.T) {
+	c := newClient(t, etcdgw.WithKeyPrefix(testPrefix(t)))
+	ctx := testCtx(t)
+	s := newSession(t, c)
+	_, err := c.Revoke(ctx, s.Lease())
+	require.NoError(t, err)
+	err = concurrency.NewMutex(s, "lock").Lock(ctx)
+	assert.ErrorIs(t, err, concurrency.ErrSessionExpired)
+	assert.ErrorIs(t, err, etcdgw.ErrLeaseNotFound)
+	err = concurrency.NewElection(s, "elect").Campaign(ctx, "v")
+	assert.ErrorIs(t, err, concurrency.ErrSessionExpired)
+}

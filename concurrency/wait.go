@@ -48,6 +48,15 @@ func (s *Session) endErr() error {
 	return sessionEnded{context.Cause(s.ctx)}
 }
 
+// leaseErr is err, made to match ErrSessionExpired too when it says that
+// the session's lease is gone (the session may not have noticed yet).
+func leaseErr(err error) error {
+	if errors.Is(err, etcdgw.ErrLeaseNotFound) {
+		return sessionEnded{err}
+	}
+	return err
+}
+
 // waitOutcome is what one event of a wait means.
 type waitOutcome int
 
