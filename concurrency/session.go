@@ -75,7 +75,6 @@ func WithContext(ctx context.Context) SessionOption {
 type Session struct {
 	c     *etcdgw.Client
 	id    etcdgw.LeaseID
-	ttl   int
 	opts  sessionOptions
 	ctx   context.Context
 	end   context.CancelCauseFunc
@@ -114,7 +113,7 @@ func NewSession(c *etcdgw.Client, opts ...SessionOption) (*Session, error) {
 	}
 	first := <-ch
 	ctx, end := context.WithCancelCause(context.WithoutCancel(o.ctx))
-	s := &Session{c: c, id: id, ttl: o.ttl, opts: o, ctx: ctx, end: end, stop: stop, ended: make(chan struct{})}
+	s := &Session{c: c, id: id, opts: o, ctx: ctx, end: end, stop: stop, ended: make(chan struct{})}
 	go s.run(ch, first)
 	return s, nil
 }
@@ -169,9 +168,9 @@ func (s *Session) Close() error {
 	if !s.shutdown(fmt.Errorf("%w: closed", ErrSessionClosed)) {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.opts.ctx), time.Duration(s.ttl)*time.Second)
-	defer cancel()
-	if _, err := s.c.Revoke(ctx, s.id); err != nil && !errors.Is(err, etcdgw.ErrLeaseNotFound) {
+	// The client's WithTimeout bounds the revoke, even after the context of
+	// WithContext ended.
+	if _, err := s.c.Revoke(context.WithoutCancel(s.opts.ctx), s.id); err != nil && !errors.Is(err, etcdgw.ErrLeaseNotFound) {
 		return err
 	}
 	return nil
