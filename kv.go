@@ -624,7 +624,7 @@ func (c *Client) putRequest(what string, op *Op) (*wire.PutRequest, error) {
 		}
 		return req, nil
 	}
-	val, err := c.serializer.Marshal(op.val)
+	val, err := marshal(c.serializer, op.val)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s(%q): %w", ErrInvalidArgument, what, op.key, err)
 	}

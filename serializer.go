@@ -23,6 +23,21 @@ var JSON Serializer = jsonSerializer{}
 // *string or a *[]byte (a copy). [lua-resty-etcd: serializer = "raw"]
 var Raw Serializer = rawSerializer{}
 
+// RawValue is a value written as is, whatever the client's serializer: Set,
+// SetNX, SetX and OpPut store its bytes unchanged, and Compare of a Value
+// compares them unchanged, so that a client whose serializer is JSON can still
+// write and compare plain strings (the values of locks and elections, which
+// other etcd clients read as raw bytes). A nil RawValue is the empty value.
+type RawValue []byte
+
+// marshal is s.Marshal, except that a RawValue is taken as is.
+func marshal(s Serializer, v any) ([]byte, error) {
+	if r, ok := v.(RawValue); ok {
+		return r, nil
+	}
+	return s.Marshal(v)
+}
+
 type jsonSerializer struct{}
 
 func (jsonSerializer) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }

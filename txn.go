@@ -58,7 +58,8 @@ func OpGet(key string, opts ...OpOption) Op {
 }
 
 // OpPut is a Set inside a transaction; val goes through the client's
-// serializer when the transaction is committed. It takes Set's options.
+// serializer when the transaction is committed (a RawValue is written as is).
+// It takes Set's options.
 func OpPut(key string, val any, opts ...OpOption) Op {
 	op := Op{kind: opPut, key: key, val: val}
 	op.err = op.applyOpts("OpPut", opPutOpts, opts)
@@ -94,7 +95,8 @@ type Cmp struct {
 }
 
 // Value compares the key's value; the operand goes through the client's
-// serializer, so Compare(Value(k), "=", v) holds when k was Set to v.
+// serializer (a RawValue is compared as is), so Compare(Value(k), "=", v)
+// holds when k was Set to v.
 func Value(key string) Cmp { return Cmp{target: wire.TargetValue, key: key} }
 
 // Version compares the key's version: 0 for a key that does not exist, then
@@ -320,7 +322,7 @@ func (c *Client) compare(cmp *Cmp, w *wire.Compare) error {
 	}
 	*w = wire.Compare{Result: cmp.result, Target: cmp.target, Key: key, RangeEnd: end}
 	if cmp.target == wire.TargetValue {
-		if w.Value, err = c.serializer.Marshal(cmp.operand); err != nil {
+		if w.Value, err = marshal(c.serializer, cmp.operand); err != nil {
 			return fmt.Errorf("%w: compare on key %q: %w", ErrInvalidArgument, cmp.key, err)
 		}
 		return nil

@@ -1,0 +1,4 @@
+package concurrency
+
+// EndCause exposes endCause to the tests.
+var EndCause = endCause
