@@ -23,6 +23,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/etcdgw/etcdgw"
+	"github.com/etcdgw/etcdgw/concurrency"
 	"github.com/etcdgw/etcdgw/internal/etcdtest"
 )
 
@@ -45,6 +46,8 @@ const (
 	soakWatchers = 4
 	soakHolders  = 2 // leases kept alive for the whole run
 	soakHolderTT = 6 // their TTL in seconds: renewals must survive a leader election
+	soakLockers  = 3 // sessions taking turns on one lock, writing through a fencing store
+	soakLockTTL  = 3 // their sessions' TTL: some expire under the faults
 )
 
 func soakDuration() time.Duration {
@@ -203,6 +206,9 @@ type soak struct {
 	anomalies []string
 	unknown   int
 	watchEvts int
+
+	fenced, fencedRefused, holds int // the fencing store's counts
+	lostToDeletion               int // holders whose key went while their lease lived
 }
 
 func (s *soak) now() int64 { return time.Since(s.start).Nanoseconds() }
@@ -363,6 +369,11 @@ func TestSoak(t *testing.T) {
 	loadCtx, stopLoad := context.WithTimeout(context.Background(), length)
 	defer stopLoad()
 	var load sync.WaitGroup
+	store := &fencedStore{s: s}
+	for i := range soakLockers {
+		c := s.client(i%2 == 0)
+		load.Go(func() { s.locker(loadCtx, i, c, store) })
+	}
 	for i := range soakClients {
 		c := s.client(i%3 == 0)
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
@@ -816,6 +827,8 @@ func (s *soak) report(seed uint64) {
 	}
 	fmt.Fprintf(&b, "  KV operations checked for linearizability: %d\n", len(s.history))
 	fmt.Fprintf(&b, "  writes of unknown outcome: %d\n", s.unknown)
+	fmt.Fprintf(&b, "  lock holders: %d; fenced writes accepted: %d, refused (stale token): %d; holders that lost their key while their lease lived: %d\n",
+		s.holds, s.fenced, s.fencedRefused, s.lostToDeletion)
 	fmt.Fprintf(&b, "  watch events checked: %d\n", s.watchEvts)
 	fmt.Fprintf(&b, "  anomalies: %d\n", len(s.anomalies))
 	s.t.Log(b.String())
@@ -828,4 +841,119 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// fencedStore is an external store that accepts a write only with a fencing
+// token at least as high as the highest it has accepted: what a lock holder
+// passes its Mutex.Token to. It checks the lock's promises as they happen.
+type fencedStore struct {
+	s       *soak
+	mu      sync.Mutex
+	highest int64
+	owner   map[int64]int // token -> the locker that wrote with it
+	last    *lockHold     // the holder of the highest token
+}
+
+// lockHold is one holding of the lock by a locker.
+type lockHold struct {
+	locker   int
+	token    int64
+	m        *concurrency.Mutex
+	sess     *concurrency.Session
+	released atomic.Bool // Unlock was called: the holder stopped acting on the lock
+}
+
+// write accepts or refuses a write of h.
+func (f *fencedStore) write(h *lockHold) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.owner == nil {
+		f.owner = map[int64]int{}
+	}
+	if h.token < f.highest {
+		f.s.mu.Lock()
+		f.s.fencedRefused++
+		f.s.mu.Unlock()
+		return false
+	}
+	if o, ok := f.owner[h.token]; ok && o != h.locker {
+		f.s.anomaly("fencing: lockers %d and %d both wrote with token %d", o, h.locker, h.token)
+	}
+	if prev := f.last; prev != nil && prev != h && h.token > prev.token && !prev.released.Load() && !isClosed(prev.m.Done()) {
+		// The previous holder has not learned yet that it lost the lock.
+		// That is allowed when its key was deleted while its lease lives
+		// (its own Unlock of unknown outcome, applied late, deleting the
+		// key a new Mutex of the same session reused): its token, lower,
+		// is refused from now on. It is a violation when its lease is gone:
+		// the session's own clock must end it first.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ttl, err := f.s.admin.TimeToLive(ctx, prev.sess.Lease(), false)
+		cancel()
+		switch {
+		case err == nil && ttl.TTL > 0:
+			f.s.mu.Lock()
+			f.s.lostToDeletion++
+			f.s.mu.Unlock()
+		default:
+			f.s.anomaly("fencing: locker %d still held token %d (Done open, not unlocked, lease %x gone: %v) when locker %d's first write with token %d was accepted",
+				prev.locker, prev.token, prev.sess.Lease(), err, h.locker, h.token)
+		}
+	}
+	f.highest, f.owner[h.token], f.last = h.token, h.locker, h
+	f.s.mu.Lock()
+	f.s.fenced++
+	f.s.mu.Unlock()
+	return true
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// locker takes the lock in turns with the other lockers, on sessions with a
+// short TTL that the faults may let expire, and writes through the fencing
+// store while it holds the lock.
+func (s *soak) locker(ctx context.Context, id int, c *etcdgw.Client, store *fencedStore) {
+	for ctx.Err() == nil {
+		sess, err := concurrency.NewSession(c, concurrency.WithTTL(soakLockTTL), concurrency.WithContext(ctx))
+		if err != nil {
+			sleepCtx(ctx, 100*time.Millisecond)
+			continue
+		}
+		for ctx.Err() == nil {
+			if isClosed(sess.Done()) {
+				break
+			}
+			m := concurrency.NewMutex(sess, "/soak/lock")
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := m.Lock(lctx)
+			cancel()
+			if err != nil {
+				if isClosed(sess.Done()) {
+					break
+				}
+				continue
+			}
+			h := &lockHold{locker: id, token: m.Token(), m: m, sess: sess}
+			s.mu.Lock()
+			s.holds++
+			s.mu.Unlock()
+			for range 3 {
+				if isClosed(m.Done()) || !store.write(h) {
+					break
+				}
+				sleepCtx(ctx, 50*time.Millisecond)
+			}
+			h.released.Store(true)
+			uctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			m.Unlock(uctx)
+			cancel()
+		}
+		sess.Close()
+	}
 }
