@@ -64,10 +64,10 @@ const (
 // Timing of the matrix: small, so that each cell is quick, and generous
 // enough for a loaded machine.
 const (
-	mxCallDeadline = 6 * time.Second
+	mxCallDeadline = 10 * time.Second
 	mxSlack        = 3 * time.Second // a call may overrun its deadline by this much
-	mxAttempt      = 2 * time.Second
-	mxDelay        = 4 * time.Second // of an answer: longer than an attempt
+	mxAttempt      = 3 * time.Second // a healthy member's write under -race on a loaded machine took over 2 s
+	mxDelay        = 5 * time.Second // of an answer: longer than an attempt
 	mxIdle         = 300 * time.Millisecond
 	mxLeaseTTL     = 15 // renewed every 5 s; a fault lasts at most about mxCallDeadline
 	mxKeepDuring   = 5500 * time.Millisecond
@@ -241,7 +241,9 @@ func (m *members) clientOptions(eps []string) []etcdgw.Option {
 		etcdgw.WithAPIPrefix("/v3"),
 		etcdgw.WithDialTimeout(mxAttempt),
 		etcdgw.WithAttemptTimeout(mxAttempt),
-		etcdgw.WithStreamKeepalive(500*time.Millisecond, 500*time.Millisecond),
+		// A /health answer can take over 500ms under -race on a loaded machine:
+		// a probe that short would move a healthy watch off its member.
+		etcdgw.WithStreamKeepalive(500*time.Millisecond, 3*time.Second),
 		etcdgw.WithHealthCheck(500*time.Millisecond, 1),
 		etcdgw.WithTimeout(mxCallDeadline),
 	}
@@ -666,8 +668,8 @@ func (c *cell) whileFaulty() {
 	if c.r.row.stream {
 		// The call runs once a stream of its client has been cut.
 		c.during = c.put("w/b", "during")
-		if !pollUntil(10*time.Second, func() bool { return c.http[c.r.target].Cuts() > 0 }) {
-			c.errorf("the proxy cut no stream within 10 s")
+		if !pollUntil(20*time.Second, func() bool { return c.http[c.r.target].Cuts() > 0 }) {
+			c.errorf("the proxy cut no stream within 20 s")
 		}
 	}
 	switch c.op {
