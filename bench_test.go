@@ -311,8 +311,8 @@ func BenchmarkGet(b *testing.B) {
 				return check(len(r.Kvs))
 			})
 		})
-		b.Run(pre+"etcdgw-coalesced", func(b *testing.B) {
-			co := benchGW(b, etcdgw.WithReadCoalescing(true))
+		b.Run(pre+"etcdgw-uncoalesced", func(b *testing.B) {
+			co := benchGW(b, etcdgw.WithReadCoalescing(false))
 			inGoroutines(b, g, func(ctx context.Context) error {
 				r, err := co.Get(ctx, benchGetKey)
 				if err != nil {

@@ -330,9 +330,9 @@ func WithStreamKeepalive(interval, timeout time.Duration) Option {
 // WithCallRequireLeader. They stay linearizable: each was invoked before the
 // Txn was sent and returns after it was answered. It trades a little latency
 // of the queued reads for far fewer requests under load, where the gateway's
-// cost per request is the limit (BenchmarkGet, 64 callers: 3.5 times the
-// reads a second), and it costs nothing to a lone caller, whose reads never
-// queue.
+// cost per request is the limit (BenchmarkGet, 64 callers: 6.5 to 8 times
+// the reads a second), and it costs nothing to a lone caller, whose reads
+// never queue.
 func WithReadCoalescing(on bool) Option {
 	return func(c *config) error {
 		c.readCoalescing = on
