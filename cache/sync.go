@@ -1,0 +1,86 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/etcdgw/etcdgw"
+)
+
+// syncPoll is how long Sync waits for the watch before it asks again.
+const syncPoll = 100 * time.Millisecond
+
+// Sync waits until the mirror holds every change committed before the call,
+// and returns that revision R: a linearizable count-only read of the prefix
+// gives R (one small request); then Sync waits until Revision() >= R.
+//
+// On a busy prefix the watch gets there by itself. On an idle one it would
+// wait for a progress notification: over a duplex stream (HTTP/2) Sync asks
+// for one every 100 ms (Client.RequestProgress), and everywhere, every 100 ms,
+// it also reads the prefix's keys (keys only, no values) at R and compares
+// their create and mod revisions with the mirror: when they all match, the
+// mirror holds the prefix at R and its revision moves to R. That read costs one
+// request per page of WithPageSize keys; the changes it skips (a key created
+// and deleted again before R, not yet delivered) are net nothing, as for a
+// handler that lags.
+func (c *Cache[T]) Sync(ctx context.Context) (int64, error) {
+	start, end := c.keyRange()
+	resp, err := c.c.Get(ctx, start, etcdgw.WithRange(end), etcdgw.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("etcdgw: cache: Sync: %w", err)
+	}
+	r := resp.Header.Revision
+	progress := true
+	for {
+		if c.Revision() >= r {
+			return r, nil
+		}
+		if progress {
+			if err := c.c.RequestProgress(ctx); errors.Is(err, errors.ErrUnsupported) {
+				progress = false
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, syncPoll)
+		err := c.WaitForRevision(wctx, r)
+		cancel()
+		if err == nil {
+			return r, nil
+		}
+		if ctx.Err() != nil || c.ctx.Err() != nil {
+			return 0, fmt.Errorf("etcdgw: cache: Sync: waiting for revision %d: %w", r, context.Cause(ctx))
+		}
+		if ok, err := c.sameAt(ctx, r); err != nil {
+			return 0, fmt.Errorf("etcdgw: cache: Sync: %w", err)
+		} else if ok {
+			return r, nil
+		}
+	}
+}
+
+// sameAt reads the prefix's keys at rev and, when the mirror holds exactly
+// them at the same create and mod revisions, moves the mirror's revision to
+// rev.
+func (c *Cache[T]) sameAt(ctx context.Context, rev int64) (bool, error) {
+	keys, _, err := c.list(ctx, rev, true)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rev >= rev {
+		return true, nil
+	}
+	if len(keys) != len(c.items) {
+		return false, nil
+	}
+	for _, kv := range keys {
+		it := c.items[string(kv.Key)]
+		if it == nil || it.KV.ModRevision != kv.ModRevision || it.KV.CreateRevision != kv.CreateRevision {
+			return false, nil
+		}
+	}
+	c.setRev(rev)
+	return true, nil
+}
