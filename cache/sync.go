@@ -26,6 +26,15 @@ const syncPoll = 100 * time.Millisecond
 // and deleted again before R, not yet delivered) are net nothing, as for a
 // handler that lags.
 func (c *Cache[T]) Sync(ctx context.Context) (int64, error) {
+	c.life.Lock()
+	state := c.state
+	c.life.Unlock()
+	switch state {
+	case stateNew:
+		return 0, errors.New("etcdgw: cache: Sync before Start")
+	case stateClosed:
+		return 0, errClosed
+	}
 	start, end := c.keyRange()
 	resp, err := c.c.Get(ctx, start, etcdgw.WithRange(end), etcdgw.WithCountOnly())
 	if err != nil {
