@@ -136,6 +136,8 @@ type Cache[T any] struct {
 	changed  chan struct{} // closed and replaced when rev moves
 	relists  int
 	handlers []*handler[T]
+
+	restored chan struct{} // capacity 1: Sync found the store restored below the mirror
 }
 
 const (
@@ -163,8 +165,9 @@ func New[T any](c *etcdgw.Client, prefix string, opts ...Option) (*Cache[T], err
 	return &Cache[T]{
 		c: c, prefix: prefix, opts: o,
 		ctx: ctx, cancel: cancel,
-		items:   map[string]*Item[T]{},
-		changed: make(chan struct{}),
+		items:    map[string]*Item[T]{},
+		changed:  make(chan struct{}),
+		restored: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -303,8 +306,9 @@ func (c *Cache[T]) Len() int {
 
 // Revision is the revision up to which every change of the prefix is
 // applied. It never decreases: responses from a member that is behind are
-// ignored, and events at or below it are dropped. (A store restored from a
-// snapshot to a lower revision is not detected; see the package doc.)
+// ignored, and events at or below it are dropped. The one exception is a
+// store restored from a snapshot to a lower revision, which Sync detects: the
+// mirror lists again and the Relist batch carries the lower revision.
 func (c *Cache[T]) Revision() int64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -456,7 +460,7 @@ func (c *Cache[T]) watch() {
 		if errors.Is(err, etcdgw.ErrClosed) {
 			return // the client is closed: nothing more will come
 		}
-		if errors.Is(err, etcdgw.ErrCompacted) {
+		if errors.Is(err, etcdgw.ErrCompacted) || errors.Is(err, errRestored) {
 			for c.ctx.Err() == nil {
 				if err = c.relist(c.ctx); err == nil {
 					break
@@ -481,14 +485,25 @@ func (c *Cache[T]) watchOnce() error {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	ch := c.c.WatchDir(ctx, c.prefix, etcdgw.WithRev(c.Revision()+1), etcdgw.WithProgressNotify(), etcdgw.WithFragment())
-	for resp := range ch {
-		if err := resp.Err(); err != nil {
-			return err
+	for {
+		select {
+		case resp, ok := <-ch:
+			if !ok {
+				return c.ctx.Err()
+			}
+			if err := resp.Err(); err != nil {
+				return err
+			}
+			c.apply(&resp)
+		case <-c.restored:
+			return errRestored
 		}
-		c.apply(&resp)
 	}
-	return c.ctx.Err()
 }
+
+// errRestored ends the watch when the store was restored to a revision below
+// the mirror's: the mirror lists again.
+var errRestored = errors.New("etcdgw: cache: store restored below the mirror's revision")
 
 // apply applies one watch response as one batch.
 func (c *Cache[T]) apply(resp *etcdgw.WatchResponse) {

@@ -30,11 +30,16 @@
 // --watch-progress-notify-interval (10 minutes by default), and over HTTP/2
 // WithProgressInterval asks for them more often.
 //
-// A store restored from a snapshot to a lower revision is not detected: the
-// watch waits for revisions the store has not reached. Restore with
-// `etcdutl snapshot restore --bump-revision N --mark-compacted`, which moves
-// the revision past every revision the mirror saw and marks the old ones
-// compacted: the mirror then relists, as after a compaction.
+// A store restored from a snapshot to a lower revision gives no sign on the
+// watch, which waits for revisions the store has not reached. Sync notices it:
+// a linearizable read that answers below Revision() (a member that is behind
+// never answers one) makes the mirror list again the same way, and that
+// Relist batch carries the lower revision, the one exception to "Revision()
+// never decreases". Call Sync now and then if restores can happen, or restore
+// with `etcdutl snapshot restore --bump-revision N --mark-compacted`, which
+// moves the revision past every revision the mirror saw and marks the old ones
+// compacted: the watch's resume then fails with a compaction and the mirror
+// relists as usual.
 //
 // # Freshness
 //

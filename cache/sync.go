@@ -25,6 +25,10 @@ const syncPoll = 100 * time.Millisecond
 // request per page of WithPageSize keys; the changes it skips (a key created
 // and deleted again before R, not yet delivered) are net nothing, as for a
 // handler that lags.
+//
+// A count-only read that answers below Revision() means the store was
+// restored from a snapshot: Sync then makes the mirror list again (one Relist
+// batch, at the lower revision) and starts over.
 func (c *Cache[T]) Sync(ctx context.Context) (int64, error) {
 	c.life.Lock()
 	state := c.state
@@ -35,16 +39,46 @@ func (c *Cache[T]) Sync(ctx context.Context) (int64, error) {
 	case stateClosed:
 		return 0, errClosed
 	}
+	for {
+		r, again, err := c.syncOnce(ctx)
+		if !again {
+			return r, err
+		}
+	}
+}
+
+// syncOnce is one attempt of Sync; again reports that the store was found
+// restored below the mirror, which lists again before Sync tries anew.
+func (c *Cache[T]) syncOnce(ctx context.Context) (rev int64, again bool, err error) {
 	start, end := c.keyRange()
 	resp, err := c.c.Get(ctx, start, etcdgw.WithRange(end), etcdgw.WithCountOnly())
 	if err != nil {
-		return 0, fmt.Errorf("etcdgw: cache: Sync: %w", err)
+		return 0, false, fmt.Errorf("etcdgw: cache: Sync: %w", err)
 	}
 	r := resp.Header.Revision
+	c.mu.RLock()
+	cur, changed := c.rev, c.changed
+	c.mu.RUnlock()
+	if r < cur {
+		// A linearizable read below what the mirror holds: the store was
+		// restored (a member behind never answers it). List again.
+		select {
+		case c.restored <- struct{}{}:
+		default:
+		}
+		select {
+		case <-changed:
+			return 0, true, nil
+		case <-ctx.Done():
+			return 0, false, fmt.Errorf("etcdgw: cache: Sync: waiting for the relist of a restored store: %w", context.Cause(ctx))
+		case <-c.ctx.Done():
+			return 0, false, errClosed
+		}
+	}
 	progress := true
 	for {
 		if c.Revision() >= r {
-			return r, nil
+			return r, false, nil
 		}
 		if progress {
 			if err := c.c.RequestProgress(ctx); errors.Is(err, errors.ErrUnsupported) {
@@ -55,15 +89,15 @@ func (c *Cache[T]) Sync(ctx context.Context) (int64, error) {
 		err := c.WaitForRevision(wctx, r)
 		cancel()
 		if err == nil {
-			return r, nil
+			return r, false, nil
 		}
 		if ctx.Err() != nil || c.ctx.Err() != nil {
-			return 0, fmt.Errorf("etcdgw: cache: Sync: waiting for revision %d: %w", r, context.Cause(ctx))
+			return 0, false, fmt.Errorf("etcdgw: cache: Sync: waiting for revision %d: %w", r, context.Cause(ctx))
 		}
 		if ok, err := c.sameAt(ctx, r); err != nil {
-			return 0, fmt.Errorf("etcdgw: cache: Sync: %w", err)
+			return 0, false, fmt.Errorf("etcdgw: cache: Sync: %w", err)
 		} else if ok {
-			return r, nil
+			return r, false, nil
 		}
 	}
 }
