@@ -89,3 +89,31 @@ func TestFragmentedBatch(t *testing.T) {
 		assert.Equal(t, byte('a'+i), it.Value[0])
 	}
 }
+
+func TestStoppedMembersOfCluster(t *testing.T) {
+	cl := etcdtest.NewCluster(t, 3, etcdtest.Config{Name: "cache"})
+	prefix := testPrefix(t)
+	writerClient := clientOf(t, prefix, cl.Endpoints())
+	c := clientOf(t, prefix, cl.Endpoints())
+	ctx := testCtx(t)
+	writer(t, ctx, writerClient, "w/", 20)
+	m := newCache[route](t, c, "w/")
+	rec := newRecorder(t)
+	m.AddHandler(rec.onBatch)
+	require.NoError(t, m.Start(ctx))
+	// Each member in turn stops while the prefix changes: the watch moves to
+	// another member and resumes where it was.
+	for i := range cl.Size() {
+		require.NoError(t, cl.Member(i).Stop())
+		last := writer(t, ctx, writerClient, "w/", 40)
+		require.NoError(t, m.WaitForRevision(ctx, last))
+		require.NoError(t, cl.Member(i).Restart())
+	}
+	rev, err := m.Sync(ctx)
+	require.NoError(t, err)
+	rec.waitRev(m.Revision())
+	rec.check(ctx, writerClient, "w/", m.Revision())
+	snapshotEqualsEtcd(t, ctx, writerClient, m, "w/")
+	assert.GreaterOrEqual(t, m.Revision(), rev)
+	assert.Equal(t, 0, m.Stats().Relists)
+}
