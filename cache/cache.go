@@ -40,8 +40,9 @@ func WithPageSize(n int) Option {
 // that its Revision follows the cluster and a reconnect after a compaction
 // elsewhere does not force a relist. 0, the default, relies on etcd's own
 // progress ticker (--watch-progress-notify-interval, 10 minutes by default).
-// Use it only with etcd 3.4.25, 3.5.8 or later: before, a progress answer can
-// overtake events (etcd #15220). Over plain HTTP/1.1 it does nothing.
+// It asks only members of etcd 3.4.25, 3.5.8 or later (the version of the
+// member that answers Client.Version): before, a progress answer can overtake
+// events (etcd #15220). Over plain HTTP/1.1 it does nothing.
 func WithProgressInterval(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
@@ -138,6 +139,10 @@ type Cache[T any] struct {
 	handlers []*handler[T]
 
 	restored chan struct{} // capacity 1: Sync found the store restored below the mirror
+
+	progressOnce  sync.Mutex // guards the two below
+	progressKnown bool       // the server's version was read
+	progressOK    bool       // it answers progress requests safely (progressSafe)
 }
 
 const (
@@ -521,7 +526,7 @@ func (c *Cache[T]) apply(resp *etcdgw.WatchResponse) {
 		return
 	}
 	events := make([]Event[T], 0, len(resp.Events))
-	rev := c.rev
+	rev, newRev := c.rev, c.rev
 	for _, ev := range resp.Events {
 		if ev.Kv == nil || ev.Kv.ModRevision <= rev {
 			continue // seen already (a member behind, or a resume)
@@ -543,10 +548,8 @@ func (c *Cache[T]) apply(resp *etcdgw.WatchResponse) {
 				events = append(events, Event[T]{Type: Deleted, Key: key, Old: old})
 			}
 		}
-		c.rev = max(c.rev, ev.Kv.ModRevision)
+		newRev = max(newRev, ev.Kv.ModRevision)
 	}
-	newRev := c.rev
-	c.rev = rev
 	c.setRev(newRev)
 	if len(events) > 0 {
 		c.push(Batch[T]{Revision: newRev, Events: events})
@@ -579,6 +582,9 @@ func (c *Cache[T]) requestProgress() {
 		case <-t.C:
 		case <-c.ctx.Done():
 			return
+		}
+		if !c.canRequestProgress(c.ctx) {
+			continue
 		}
 		if err := c.c.RequestProgress(c.ctx); errors.Is(err, errors.ErrUnsupported) || errors.Is(err, etcdgw.ErrClosed) {
 			return

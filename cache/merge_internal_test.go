@@ -66,3 +66,14 @@ func TestMergeNetDeltaPerKey(t *testing.T) {
 	assert.Same(t, a1, m.Events[0].Old, "Old is what the handler was last given")
 	assert.True(t, merge(Batch[string]{Relist: true}, second).Relist)
 }
+
+func TestProgressSafe(t *testing.T) {
+	cases := map[string]bool{
+		"3.4.24": false, "3.4.25": true, "3.5.7": false, "3.5.8": true, "3.5.21": true,
+		"3.6.0": true, "3.7.3": true, "3.3.27": false, "4.0.0": true, "3.6.0-alpha.0": true,
+		"3.5.8-rc.1": true, "": false, "3.5": false, "x.y.z": false,
+	}
+	for v, want := range cases {
+		assert.Equal(t, want, progressSafe(v), v)
+	}
+}

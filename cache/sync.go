@@ -17,8 +17,9 @@ const syncPoll = 100 * time.Millisecond
 // gives R (one small request); then Sync waits until Revision() >= R.
 //
 // On a busy prefix the watch gets there by itself. On an idle one it would
-// wait for a progress notification: over a duplex stream (HTTP/2) Sync asks
-// for one every 100 ms (Client.RequestProgress), and everywhere, every 100 ms,
+// wait for a progress notification: over a duplex stream (HTTP/2), with etcd
+// 3.4.25, 3.5.8 or later (etcd #15220), Sync asks for one every 100 ms
+// (Client.RequestProgress), and everywhere, every 100 ms,
 // it also reads the prefix's keys (keys only, no values) at R and compares
 // their create and mod revisions with the mirror: when they all match, the
 // mirror holds the prefix at R and its revision moves to R. That read costs one
@@ -75,7 +76,7 @@ func (c *Cache[T]) syncOnce(ctx context.Context) (rev int64, again bool, err err
 			return 0, false, errClosed
 		}
 	}
-	progress := true
+	progress := c.canRequestProgress(ctx)
 	for {
 		if c.Revision() >= r {
 			return r, false, nil
