@@ -371,7 +371,7 @@ func (c *Cache[T]) item(kv *mvccpb.KeyValue) *Item[T] {
 	it := &Item[T]{Key: string(kv.Key), KV: kv}
 	if err := c.c.Decode(kv.Value, &it.Value); err != nil {
 		var zero T
-		it.Value, it.Err = zero, fmt.Errorf("value of %q does not decode: %w", it.Key, err)
+		it.Value, it.Err = zero, fmt.Errorf("etcdgw: cache: the value of %q does not decode: %w", it.Key, err)
 	}
 	return it
 }
@@ -468,6 +468,12 @@ func (c *Cache[T]) watch() {
 		if errors.Is(err, etcdgw.ErrCompacted) || errors.Is(err, errRestored) {
 			for c.ctx.Err() == nil {
 				if err = c.relist(c.ctx); err == nil {
+					// A restore that Sync reported again meanwhile is
+					// the one this relist saw.
+					select {
+					case <-c.restored:
+					default:
+					}
 					break
 				}
 				if errors.Is(err, etcdgw.ErrClosed) {
