@@ -458,7 +458,11 @@ func backoff(n int) time.Duration {
 func (c *Cache[T]) watch() {
 	fails := 0
 	for c.ctx.Err() == nil {
+		before := c.Revision()
 		err := c.watchOnce()
+		if c.Revision() != before {
+			fails = 0 // it ran: the next failure starts the backoff afresh
+		}
 		if c.ctx.Err() != nil {
 			return
 		}
