@@ -485,3 +485,52 @@ func TestCloseStopsHandlers(t *testing.T) {
 	assert.Zero(t, after)
 	mu.Unlock()
 }
+
+func TestSlowHandlerManyKeysBoundedPending(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many keys")
+	}
+	c := newClient(t)
+	ctx := testCtx(t)
+	const keys = 3000 // 10,000 takes 10 s under -race on a small machine
+	m := newCache[route](t, c, "big/")
+	release := make(chan struct{})
+	rec := newRecorder(t)
+	var maxEvents int
+	m.AddHandler(func(b cache.Batch[route]) {
+		<-release
+		maxEvents = max(maxEvents, len(b.Events))
+		rec.onBatch(b)
+	})
+	require.NoError(t, m.Start(ctx))
+	rng := rand.New(rand.NewPCG(3, 4))
+	var last int64
+	txn := func(keyOf func(j int) int) {
+		ops := make([]etcdgw.Op, 0, 100)
+		seen := map[int]bool{}
+		for j := range 100 {
+			k := keyOf(j)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			ops = append(ops, etcdgw.OpPut(fmt.Sprintf("big/%05d", k), route{Host: fmt.Sprint(rng.Int())}))
+		}
+		r, err := c.Txn(ctx).Then(ops...).Commit()
+		require.NoError(t, err)
+		last = r.Header.Revision
+	}
+	for i := 0; i < keys; i += 100 {
+		txn(func(j int) int { return i + j })
+	}
+	for range keys / 100 { // as many updates again, to random keys
+		txn(func(int) int { return rng.IntN(keys) })
+	}
+	require.NoError(t, m.WaitForRevision(ctx, last))
+	assert.LessOrEqual(t, m.Stats().PendingBatches, 1, "one pending batch however far the handler lags")
+	close(release)
+	rec.waitRev(last)
+	assert.LessOrEqual(t, maxEvents, keys, "a merged batch holds at most one change per key")
+	rec.check(ctx, c, "big/", m.Revision())
+	assert.Equal(t, keys, m.Len())
+}
