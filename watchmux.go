@@ -344,6 +344,9 @@ func (m *watchMux) dispatch(msg *wire.WatchResponse, size int) {
 				return
 			}
 		}
+	} else if msg.WatchID == progressAll && progressOnly(msg) {
+		m.broadcastProgress(msg, size)
+		return
 	} else {
 		sub = m.subs[msg.WatchID]
 	}
@@ -479,4 +482,84 @@ func (w *watcher) drain(sub *muxSub, ep *endpoint.Endpoint) (end watchEnd, over 
 			return watchEnd{}, false
 		}
 	}
+}
+
+// progressAll is the watch ID of etcd's answer to a progress_request: it
+// speaks for every watch on the stream.
+const progressAll = -1
+
+// progressOnly reports a message that carries nothing but a revision.
+func progressOnly(msg *wire.WatchResponse) bool {
+	return !msg.Created && !msg.Canceled && !msg.Fragment && len(msg.Events) == 0 && msg.CompactRevision == 0
+}
+
+// broadcastProgress hands etcd's answer to a progress_request to every watch
+// on the stream that etcd created. A watch whose buffer is full skips it: a
+// progress notification may be lost, never an event. The caller holds
+// c.muxMu.
+func (m *watchMux) broadcastProgress(msg *wire.WatchResponse, size int) {
+	waiting := map[*muxSub]bool{}
+	for _, s := range m.creates {
+		if s != nil {
+			waiting[s] = true
+		}
+	}
+	for _, sub := range m.subs {
+		if sub.gone || waiting[sub] {
+			continue
+		}
+		select {
+		case sub.in <- muxMsg{*msg, size}:
+		default:
+		}
+	}
+}
+
+// RequestProgress asks etcd for a progress notification on every duplex
+// watch stream of the client (clientv3's Watcher.RequestProgress): each watch
+// on them then gets a response with no events whose header revision is one up
+// to which it has seen every change (IsProgressNotify). etcd answers only when
+// every watch on a stream has caught up, and drops the request otherwise, so a
+// caller waiting for a revision repeats it. etcd before 3.4.25 and 3.5.8 can
+// send the answer ahead of events (etcd #15220): use it only with servers
+// that have the fix.
+//
+// It returns an error wrapping errors.ErrUnsupported when watches cannot
+// share a duplex stream: plain http endpoints, https ones that answered over
+// HTTP/1.1, or WithWatchMultiplexing(false). With no watch running there is
+// nothing to ask, and it returns nil.
+func (c *Client) RequestProgress(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("etcdgw: RequestProgress: %w", err)
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.muxMu.Lock()
+	sent := false
+	for _, m := range c.muxes {
+		if !m.dead && len(m.subs) > 0 {
+			m.send(wire.AppendWatchProgress(nil))
+			sent = true
+		}
+	}
+	c.muxMu.Unlock()
+	if sent || c.duplexPossible() {
+		return nil
+	}
+	return fmt.Errorf("etcdgw: RequestProgress: watches do not share a duplex stream (plain http, HTTP/1.1 or WithWatchMultiplexing(false)): %w", errors.ErrUnsupported)
+}
+
+// duplexPossible reports whether some endpoint may carry a shared watch
+// stream.
+func (c *Client) duplexPossible() bool {
+	if c.cfg.noMultiplex {
+		return false
+	}
+	for _, ep := range c.ring.Endpoints() {
+		if ep.TLS && ep.Proto() != 1 {
+			return true
+		}
+	}
+	return false
 }

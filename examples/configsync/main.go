@@ -1,30 +1,28 @@
-// Command configsync shows the pattern gateways and controllers use to mirror
-// a directory of etcd: read it whole with ReadDir, keep it in a map, then
-// WatchDir from the read revision + 1 and apply each event. If the watch's
-// resume point was compacted away (ErrCompacted), read the directory again.
-// Nothing between the read and the watch is missed, and a broken connection
-// is resumed by the client without losing or repeating an event.
+// Command configsync shows how gateways and controllers mirror a directory of
+// etcd with package cache: it lists the directory at one revision, watches it
+// from the next, and hands each change to a handler as one batch (a router
+// would be rebuilt once per batch). Nothing between the list and the watch is
+// missed, a broken connection is resumed without losing or repeating an
+// event, and a resume point lost to compaction is recovered by listing again
+// and delivering only what changed.
 //
 // With ETCD_ENDPOINTS unset it starts an embedded etcd of its own; a writer
-// goroutine changes the directory and the program prints the map as it
-// follows, then exits once it has seen the writer's last change.
+// changes the directory, and the program prints each batch and the mirror as
+// it follows, then exits once the mirror holds the writer's last change.
 //
 //	go run ./examples/configsync
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
-
 	"github.com/etcdgw/etcdgw"
+	"github.com/etcdgw/etcdgw/cache"
 	"github.com/etcdgw/etcdgw/internal/etcdtest"
 )
 
@@ -66,126 +64,58 @@ func run() error {
 		}
 	}
 
-	// The writer changes the directory while the mirror follows it.
-	last := make(chan int64, 1)
-	go func() {
-		var rev int64
-		for i, step := range []struct{ op, key, val string }{
-			{"set", "c", "backend-c-v1"}, {"set", "a", "backend-a-v2"}, {"delete", "b", ""},
-			{"set", "d", "backend-d-v1"}, {"set", "c", "backend-c-v2"},
-		} {
-			time.Sleep(100 * time.Millisecond)
-			if step.op == "set" {
-				r, err := c.Set(ctx, dir+step.key, step.val)
-				if err != nil {
-					log.Fatal(err)
-				}
-				rev = r.Header.Revision
-			} else {
-				r, err := c.Delete(ctx, dir+step.key)
-				if err != nil {
-					log.Fatal(err)
-				}
-				rev = r.Header.Revision
-			}
-			fmt.Printf("writer: step %d: %s %s\n", i+1, step.op, step.key)
-		}
-		last <- rev
-	}()
-
-	m := &mirror{c: c, routes: map[string]string{}}
-	return m.follow(ctx, last)
-}
-
-// mirror is a local copy of the directory.
-type mirror struct {
-	c      *etcdgw.Client
-	routes map[string]string
-	rev    int64 // the revision the map reflects
-}
-
-// load reads the whole directory at one revision.
-func (m *mirror) load(ctx context.Context) error {
-	r, err := m.c.ReadDir(ctx, dir)
+	routes, err := cache.New[string](c, dir)
 	if err != nil {
 		return err
 	}
-	clear(m.routes)
-	for _, kv := range r.Kvs {
-		m.routes[strings.TrimPrefix(string(kv.Key), dir)] = string(kv.Value)
+	defer routes.Close()
+	routes.AddHandler(func(b cache.Batch[string]) {
+		for _, e := range b.Events {
+			switch e.Type {
+			case cache.Deleted:
+				fmt.Printf("batch at revision %d: %s %s\n", b.Revision, e.Type, e.Key)
+			default:
+				fmt.Printf("batch at revision %d: %s %s=%s\n", b.Revision, e.Type, e.Key, e.New.Value)
+			}
+		}
+	})
+	if err := routes.Start(ctx); err != nil {
+		return err
 	}
-	m.rev = r.Header.Revision
-	m.print("loaded")
+	show(routes, "listed")
+
+	var last int64
+	for i, step := range []struct{ op, key, val string }{
+		{"set", "c", "backend-c-v1"}, {"set", "a", "backend-a-v2"}, {"delete", "b", ""},
+		{"set", "d", "backend-d-v1"}, {"set", "c", "backend-c-v2"},
+	} {
+		if step.op == "set" {
+			r, err := c.Set(ctx, dir+step.key, step.val)
+			if err != nil {
+				return err
+			}
+			last = r.Header.Revision
+		} else {
+			r, err := c.Delete(ctx, dir+step.key)
+			if err != nil {
+				return err
+			}
+			last = r.Header.Revision
+		}
+		fmt.Printf("writer: step %d: %s %s\n", i+1, step.op, step.key)
+	}
+	// Read your own writes: wait until the mirror holds the last one.
+	if err := routes.WaitForRevision(ctx, last); err != nil {
+		return err
+	}
+	show(routes, "followed")
 	return nil
 }
 
-// follow keeps the map in step with etcd until it reflects revision <-last.
-func (m *mirror) follow(ctx context.Context, last <-chan int64) error {
-	if err := m.load(ctx); err != nil {
-		return err
-	}
-	target := int64(-1)
-	for {
-		wctx, stop := context.WithCancel(ctx)
-		watch := m.c.WatchDir(wctx, dir, etcdgw.WithRev(m.rev+1))
-		err := m.apply(watch, last, &target)
-		stop()
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, etcdgw.ErrCompacted):
-			// History we needed is gone: start over from a fresh read.
-			if err := m.load(ctx); err != nil {
-				return err
-			}
-		default:
-			return err
-		}
-	}
-}
-
-// apply applies the watch's events to the map; it returns nil once the map
-// reflects the target revision.
-func (m *mirror) apply(watch etcdgw.WatchChan, last <-chan int64, target *int64) error {
-	for {
-		select {
-		case t := <-last:
-			*target = t
-		case resp, ok := <-watch:
-			if !ok {
-				return errors.New("watch closed")
-			}
-			if err := resp.Err(); err != nil {
-				return err
-			}
-			for _, ev := range resp.Events {
-				name := strings.TrimPrefix(string(ev.Kv.Key), dir)
-				if ev.Type == mvccpb.DELETE {
-					delete(m.routes, name)
-				} else {
-					m.routes[name] = string(ev.Kv.Value)
-				}
-				m.rev = ev.Kv.ModRevision
-			}
-			if len(resp.Events) > 0 {
-				m.print("watch")
-			}
-		}
-		if *target >= 0 && m.rev >= *target {
-			return nil
-		}
-	}
-}
-
-func (m *mirror) print(why string) {
-	names := make([]string, 0, len(m.routes))
-	for n := range m.routes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+func show(routes *cache.Cache[string], why string) {
 	var b strings.Builder
-	for _, n := range names {
-		fmt.Fprintf(&b, " %s=%s", n, m.routes[n])
+	for _, it := range routes.List() {
+		fmt.Fprintf(&b, " %s=%s", strings.TrimPrefix(it.Key, dir), it.Value)
 	}
-	fmt.Printf("mirror (%s, revision %d):%s\n", why, m.rev, b.String())
+	fmt.Printf("mirror (%s, revision %d):%s\n", why, routes.Revision(), b.String())
 }
