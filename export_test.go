@@ -49,3 +49,15 @@ func EndpointHealthy(c *Client, url string) bool {
 	}
 	panic("no endpoint " + url)
 }
+
+// FailEndpoint records a failure of the endpoint with this URL (as
+// normalized by New), as a failed call does.
+func FailEndpoint(c *Client, url string) {
+	for _, ep := range c.ring.Endpoints() {
+		if ep.URL == url {
+			c.ring.Fail(ep)
+			return
+		}
+	}
+	panic("no endpoint " + url)
+}
