@@ -45,14 +45,15 @@ type config struct {
 	requireLeader    bool
 	watchBuffer      int
 	dialTimeout      time.Duration
-	attemptTimeout   time.Duration                             // 0: derived from the call's deadline
-	noMultiplex      bool                                      // WithWatchMultiplexing(false)
-	streamIdle       time.Duration                             // a stream quiet this long is checked
-	streamTimeout    time.Duration                             // and ended if the check gets no answer in this
-	wrap             func(http.RoundTripper) http.RoundTripper // WithTransport
-	proxy            func(*http.Request) (*url.URL, error)     // WithProxy; http.ProxyFromEnvironment by default
-	logger           *slog.Logger                              // WithLogger; nil: discard
-	observer         *Observer                                 // WithObserver; nil: none
+	attemptTimeout   time.Duration // 0: derived from the call's deadline
+	noMultiplex      bool          // WithWatchMultiplexing(false)
+	streamIdle       time.Duration // a stream quiet this long is checked
+	streamTimeout    time.Duration // and ended if the check gets no answer in this
+
+	wrap     func(http.RoundTripper) http.RoundTripper // WithTransport
+	proxy    func(*http.Request) (*url.URL, error)     // WithProxy; http.ProxyFromEnvironment by default
+	logger   *slog.Logger                              // WithLogger; nil: discard
+	observer *Observer                                 // WithObserver; nil: none
 }
 
 // Option configures a Client. Options are applied by New in order; a bad value
