@@ -33,11 +33,14 @@ type Client struct {
 	keyPrefix  []byte
 	maxBody    int
 
-	headers atomic.Pointer[requestHeaders] // rebuilt when the auth token changes
+	// Shared with the client's namespaces (Namespace).
+	headers     *atomic.Pointer[requestHeaders] // rebuilt when the auth token changes
+	prefix      *atomic.Pointer[string]         // the API prefix once known
+	prefixFetch *flight[string]
+	serverVer   *atomic.Pointer[string]
 
-	prefix      atomic.Pointer[string] // the API prefix once known
-	prefixFetch flight[string]
-	serverVer   atomic.Pointer[string]
+	parent *Client          // of a namespace: the client it is a view of
+	views  map[*Client]bool // namespaces not closed yet, closed with the client
 
 	auth *authState
 
@@ -114,6 +117,11 @@ func New(opts ...Option) (*Client, error) {
 		serializer: cfg.serializer,
 		keyPrefix:  []byte(cfg.keyPrefix),
 		maxBody:    cfg.maxResponseBytes,
+
+		headers:     new(atomic.Pointer[requestHeaders]),
+		prefix:      new(atomic.Pointer[string]),
+		prefixFetch: new(flight[string]),
+		serverVer:   new(atomic.Pointer[string]),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.conns = endpoint.NewConns(endpoint.Dialer(cfg.unixSocket, cfg.dialTimeout))
@@ -187,15 +195,29 @@ func (c *Client) setHeaders(token string) {
 
 // Close ends every watch and KeepAlive of the client (their channels close),
 // fails calls in flight with ErrClosed, and closes every connection. It waits
-// for the client's goroutines to end. Calling it again does nothing.
+// for the client's goroutines to end. Calling it again does nothing. It
+// closes the client's namespaces too; the Close of a namespace ends only its
+// own watches and keepalives, and its calls.
 func (c *Client) Close() error {
 	c.life.Lock()
 	if c.closed.Swap(true) {
 		c.life.Unlock()
 		return nil
 	}
+	views := c.views
+	c.views = nil
 	c.life.Unlock()
 	c.cancel()
+	for v := range views {
+		v.Close()
+	}
+	if c.parent != nil {
+		// A namespace: its own watches and keepalives end, the
+		// connections are its parent's.
+		c.wg.Wait()
+		c.parent.forget(c)
+		return nil
+	}
 	c.conns.CloseAll()
 	c.wg.Wait()
 	c.ring.Close()
