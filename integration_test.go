@@ -314,3 +314,27 @@ func TestBasePathBehindReverseProxy(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestDecodeOfPlainValueSaysNotJSON(t *testing.T) {
+	raw, p := prefixedClient(t, etcdgw.WithSerializer(etcdgw.Raw))
+	ctx := testCtx(t)
+	_, err := raw.Set(ctx, "plain", "hello")
+	require.NoError(t, err)
+	c := newClient(t, etcdgw.WithKeyPrefix(p))
+	r, err := c.Get(ctx, "plain")
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	var s string
+	err = c.Decode(r.Kvs[0].Value, &s)
+	require.ErrorContains(t, err, "the value is not JSON; use etcdgw.Raw for plain strings")
+
+	// JSON of another shape is a plain encoding/json error.
+	_, err = c.Set(ctx, "json", "text")
+	require.NoError(t, err)
+	r, err = c.Get(ctx, "json")
+	require.NoError(t, err)
+	var n int
+	err = c.Decode(r.Kvs[0].Value, &n)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "not JSON")
+}
