@@ -398,7 +398,8 @@ func WithObserver(o Observer) Option {
 }
 
 // parseEndpoint checks an endpoint URL and returns it normalized as
-// scheme://host:port[/base], with its host:port.
+// scheme://host:port[/base], with its Host header: host:port, or host alone
+// when the URL has no port.
 func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err error) {
 	shown := redactPassword(raw) // errors end up in logs
 	if !strings.Contains(raw, "://") {
@@ -460,7 +461,11 @@ func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err err
 		return "", "", false, invalidOption("endpoint %q: invalid IPv6 address", shown)
 	}
 	hostport = net.JoinHostPort(host, port)
-	return u.Scheme + "://" + hostport + base, hostport, isTLS, nil
+	normalized = u.Scheme + "://" + hostport + base
+	if u.Port() == "" {
+		hostport = u.Host // the Host header as written, as net/http sends it
+	}
+	return normalized, hostport, isTLS, nil
 }
 
 // basePath checks an endpoint's escaped path and returns it without its
