@@ -3,7 +3,7 @@
 // Go, keeps the shapes Go users know from go.etcd.io/etcd/client/v3 (Txn
 // builder, OpOption, mvccpb key-values, WatchChan), and its import graph has no
 // gRPC: a program that uses it is two thirds the size of one built on clientv3
-// (0.66×, measured in the README's Benchmarks), builds faster, and runs where
+// (0.67×, measured in the README's Benchmarks), builds faster, and runs where
 // gRPC cannot (HTTP proxies and gateways, unix-socket sidecars, wasm).
 //
 // Values are JSON by default (lua-resty-etcd's default): Set(ctx, "k", "v")
