@@ -238,27 +238,11 @@ func TestLoggerAndObserverOfFaults(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wch := c.Watch(wctx, "w")
-	var rev int64
-	require.Eventually(t, func() bool {
-		_, err := c.Set(ctx, "w", secret)
-		require.NoError(t, err)
-		select {
-		case wr := <-wch:
-			require.NoError(t, wr.Err())
-			if len(wr.Events) > 0 {
-				rev = wr.Events[0].Kv.ModRevision
-				return true
-			}
-		case <-time.After(200 * time.Millisecond):
-		}
-		return false
-	}, 10*time.Second, time.Millisecond)
-	for len(wch) > 0 { // later events of the loop above
-		wr := <-wch
-		if n := len(wr.Events); n > 0 {
-			rev = wr.Events[n-1].Kv.ModRevision
-		}
-	}
+	waitCreated(t, wch)
+	put, err := c.Set(ctx, "w", secret)
+	require.NoError(t, err)
+	rev := put.Header.Revision
+	requireEvent(t, wch, "w")
 	p.CutAll()
 	require.Eventually(t, func() bool {
 		for _, w := range rec.snapshot().reconnects {
