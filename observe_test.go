@@ -279,3 +279,31 @@ func TestLoggerAndObserverOfFaults(t *testing.T) {
 	require.NotEmpty(t, rec.snapshot().tokens)
 	require.NoError(t, rec.snapshot().tokens[0])
 }
+
+func TestObserverEndpointBackUp(t *testing.T) {
+	p, err := etcdtest.NewProxy(shared.ClientAddr())
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	rec := &recorder{}
+	var logs logBuffer
+	ep := p.Endpoint("http")
+	c, err := etcdgw.New(etcdgw.WithEndpoints(ep), etcdgw.WithAPIPrefix("/v3"), etcdgw.WithHealthCheck(50*time.Millisecond, 1),
+		etcdgw.WithObserver(rec.observer()), etcdgw.WithLogger(logs.logger()))
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := testCtx(t)
+	require.NoError(t, p.SetRefuse(true))
+	p.CutAll()
+	_, err = c.Get(ctx, "k")
+	require.ErrorIs(t, err, etcdgw.ErrUnavailable)
+	require.Equal(t, []string{"down " + ep}, rec.snapshot().health)
+	require.NoError(t, p.SetRefuse(false))
+	require.Eventually(t, func() bool {
+		_, err := c.Get(ctx, "k")
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, []string{"down " + ep, "up " + ep}, rec.snapshot().health)
+	out := logs.String()
+	require.Contains(t, out, `"msg":"etcdgw: endpoint marked unhealthy","endpoint":"`+ep+`"`)
+	require.Contains(t, out, `"msg":"etcdgw: endpoint healthy again","endpoint":"`+ep+`"`)
+}
