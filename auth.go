@@ -50,6 +50,7 @@ func (c *Client) refreshToken(ctx context.Context, stale string) (string, error)
 			idempotent: true,
 			noAuth:     true,
 		}, func(b []byte, _ *endpoint.Endpoint) error { return wire.DecodeAuthenticate(b, &ar) })
+		c.tokenRefreshed(ctx, stale != "", err)
 		if errors.Is(err, ErrAuthNotEnabled) {
 			c.auth.disabled.Store(true)
 			c.setHeaders("")

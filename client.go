@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
@@ -26,16 +27,20 @@ type Client struct {
 	cfg        config
 	ring       *endpoint.Ring
 	conns      *endpoint.Conns
-	transport  *http.Transport
+	base       *http.Transport   // the client's own transport
+	transport  http.RoundTripper // base, wrapped by WithTransport
 	serializer Serializer
 	keyPrefix  []byte
 	maxBody    int
 
-	headers atomic.Pointer[requestHeaders] // rebuilt when the auth token changes
+	// Shared with the client's namespaces (Namespace).
+	headers     *atomic.Pointer[requestHeaders] // rebuilt when the auth token changes
+	prefix      *atomic.Pointer[string]         // the API prefix once known
+	prefixFetch *flight[string]
+	serverVer   *atomic.Pointer[string]
 
-	prefix      atomic.Pointer[string] // the API prefix once known
-	prefixFetch flight[string]
-	serverVer   atomic.Pointer[string]
+	parent *Client          // of a namespace: the client it is a view of
+	views  map[*Client]bool // namespaces not closed yet, closed with the client
 
 	auth *authState
 
@@ -70,6 +75,7 @@ func New(opts ...Option) (*Client, error) {
 	cfg := config{
 		timeout:          DefaultTimeout,
 		serializer:       JSON,
+		proxy:            http.ProxyFromEnvironment,
 		failTimeout:      DefaultFailTimeout,
 		maxFails:         1,
 		maxResponseBytes: DefaultMaxResponseBytes,
@@ -114,10 +120,16 @@ func New(opts ...Option) (*Client, error) {
 		serializer: cfg.serializer,
 		keyPrefix:  []byte(cfg.keyPrefix),
 		maxBody:    cfg.maxResponseBytes,
+
+		headers:     new(atomic.Pointer[requestHeaders]),
+		prefix:      new(atomic.Pointer[string]),
+		prefixFetch: new(flight[string]),
+		serverVer:   new(atomic.Pointer[string]),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.conns = endpoint.NewConns(endpoint.Dialer(cfg.unixSocket, cfg.dialTimeout))
-	c.transport = &http.Transport{
+	c.base = &http.Transport{
+		Proxy:                 cfg.proxy,
 		DialContext:           c.conns.Dial,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          0,
@@ -136,7 +148,16 @@ func New(opts ...Option) (*Client, error) {
 		},
 	}
 	if anyTLS {
-		c.transport.TLSClientConfig = cfg.tls.build()
+		c.base.TLSClientConfig = cfg.tls.build()
+	}
+	if cfg.unixSocket != "" {
+		c.base.Proxy = nil // the socket is the way to every endpoint
+	}
+	c.transport = c.base
+	if cfg.wrap != nil {
+		if c.transport = cfg.wrap(c.base); c.transport == nil {
+			return nil, invalidOption("WithTransport: the wrapper returned nil")
+		}
 	}
 	if cfg.apiPrefix != "" {
 		p := cfg.apiPrefix
@@ -154,6 +175,9 @@ func New(opts ...Option) (*Client, error) {
 		MaxFails:     cfg.maxFails,
 		Probe:        c.probe,
 		AllDownProbe: time.Second,
+		OnHealth: func(ep *endpoint.Endpoint, healthy bool) {
+			c.endpointHealth(ep.URL, healthy, ep.LastError())
+		},
 	})
 	return c, nil
 }
@@ -177,19 +201,33 @@ func (c *Client) setHeaders(token string) {
 
 // Close ends every watch and KeepAlive of the client (their channels close),
 // fails calls in flight with ErrClosed, and closes every connection. It waits
-// for the client's goroutines to end. Calling it again does nothing.
+// for the client's goroutines to end. Calling it again does nothing. It
+// closes the client's namespaces too; the Close of a namespace ends only its
+// own watches and keepalives, and its calls.
 func (c *Client) Close() error {
 	c.life.Lock()
 	if c.closed.Swap(true) {
 		c.life.Unlock()
 		return nil
 	}
+	views := c.views
+	c.views = nil
 	c.life.Unlock()
 	c.cancel()
+	for v := range views {
+		v.Close()
+	}
+	if c.parent != nil {
+		// A namespace: its own watches and keepalives end, the
+		// connections are its parent's.
+		c.wg.Wait()
+		c.parent.forget(c)
+		return nil
+	}
 	c.conns.CloseAll()
 	c.wg.Wait()
 	c.ring.Close()
-	c.transport.CloseIdleConnections()
+	c.base.CloseIdleConnections()
 	c.conns.CloseAll()
 	c.spare.Store(nil)
 	return nil
@@ -307,7 +345,9 @@ func (c *Client) apiPrefix(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", &multiError{msg: "detecting the API prefix", errs: []error{err}}
 		}
-		return prefixFor(v.Server), nil
+		p := prefixFor(v.Server)
+		c.log(ctx, slog.LevelInfo, "etcdgw: API prefix detected", slog.String("prefix", p), slog.String("server_version", v.Server))
+		return p, nil
 	})
 }
 
@@ -350,6 +390,17 @@ type rpc struct {
 // healthy endpoint, authenticates, bounds each attempt, and retries as decide
 // rules; error answers become *Error.
 func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep *endpoint.Endpoint) error) error {
+	if c.cfg.observer == nil {
+		return c.attempts(ctx, r, decode, nil)
+	}
+	ctx, ob := c.startCall(ctx, rpcName(r.path))
+	err := c.attempts(ctx, r, decode, ob)
+	c.endCall(ctx, ob, err)
+	return err
+}
+
+// attempts is unary, recording each attempt in ob when it is not nil.
+func (c *Client) attempts(ctx context.Context, r *rpc, decode func(body []byte, ep *endpoint.Endpoint) error, ob *callObs) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -402,7 +453,14 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 		if r.noTimeout {
 			timeout = 0
 		}
+		var began time.Time
+		if ob != nil {
+			began = time.Now()
+		}
 		ans := c.exchange(ctx, ep, urlPath, r, hdrs, timeout)
+		if ob != nil {
+			c.observeAttempt(ctx, ob, ep.URL, ans.status, ans.err, time.Since(began))
+		}
 		a := attempt{
 			write:    !r.idempotent,
 			sent:     ans.sent,
@@ -441,13 +499,6 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 			}
 		}
 		d := decide(a)
-		switch {
-		case r.member: // per-member administration: health untouched
-		case d.memberFail:
-			c.ring.Fail(ep)
-		case a.answered && !a.ctxDone:
-			c.ring.Succeed(ep)
-		}
 		var cause error = e
 		if e == nil && ans.err != nil {
 			cause = ans.err
@@ -457,6 +508,13 @@ func (c *Client) unary(ctx context.Context, r *rpc, decode func(body []byte, ep 
 		}
 		if d.memberFail && !r.member {
 			ep.SetLastError(cause)
+		}
+		switch {
+		case r.member: // per-member administration: health untouched
+		case d.memberFail:
+			c.ring.Fail(ep)
+		case a.answered && !a.ctxDone:
+			c.ring.Succeed(ep)
 		}
 		switch d.act {
 		case actDone:

@@ -63,3 +63,15 @@ func CoalesceInFlight(c *Client) int {
 	defer c.coal.mu.Unlock()
 	return c.coal.inflight
 }
+
+// FailEndpoint records a failure of the endpoint with this URL (as
+// normalized by New), as a failed call does.
+func FailEndpoint(c *Client, url string) {
+	for _, ep := range c.ring.Endpoints() {
+		if ep.URL == url {
+			c.ring.Fail(ep)
+			return
+		}
+	}
+	panic("no endpoint " + url)
+}

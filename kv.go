@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -526,7 +528,18 @@ func (c *Client) Compact(ctx context.Context, rev int64) error {
 // Decode unmarshals a stored value, such as GetResponse.Kvs[i].Value, with the
 // client's serializer.
 func (c *Client) Decode(value []byte, v any) error {
-	return c.serializer.Unmarshal(value, v)
+	err := c.serializer.Unmarshal(value, v)
+	if err != nil && c.serializer == JSON && notJSON(err) {
+		return fmt.Errorf("etcdgw: the value is not JSON; use etcdgw.Raw for plain strings: %w", err)
+	}
+	return err
+}
+
+// notJSON reports whether err of encoding/json says that its input is no
+// JSON at all, rather than JSON of another shape.
+func notJSON(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // fullKey is the key as sent: the key prefix, then key.

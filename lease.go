@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/etcdgw/etcdgw/internal/endpoint"
@@ -230,7 +231,9 @@ func (k *keepAlive) run(ctx context.Context) {
 		}
 		now := time.Now()
 		if !now.Before(k.deadline) {
-			return // not renewed within its TTL: the lease has expired
+			// Not renewed within its TTL: the lease has expired.
+			k.c.log(ctx, slog.LevelWarn, "etcdgw: lease lost: not renewed within its TTL", slog.Int64("lease", int64(k.id)), slog.Int64("ttl", k.ttl))
+			return
 		}
 		// An attempt must not outlive the lease: past the deadline it is lost
 		// anyway, and the channel must say so on time.
@@ -244,10 +247,15 @@ func (k *keepAlive) run(ctx context.Context) {
 			k.deadline = now.Add(time.Duration(r.TTL) * time.Second)
 			k.next = now.Add(k.period())
 			k.deliver(r)
-		case ctx.Err() != nil, errors.Is(err, ErrLeaseNotFound), errors.Is(err, ErrClosed):
+		case ctx.Err() != nil, errors.Is(err, ErrClosed):
+			return
+		case errors.Is(err, ErrLeaseNotFound):
+			k.c.log(ctx, slog.LevelWarn, "etcdgw: lease lost: etcd no longer has it", slog.Int64("lease", int64(k.id)))
 			return
 		default:
 			k.fails++
+			k.c.log(ctx, slog.LevelWarn, "etcdgw: lease renewal failed", slog.Int64("lease", int64(k.id)),
+				slog.Int("failures", k.fails), slog.Time("expires", k.deadline), slog.String("error", err.Error()))
 			pause := min(keepAliveRetryMin<<min(k.fails-1, 4), keepAliveRetryMax)
 			// Never past the deadline: the channel closes when the lease does.
 			k.next = minTime(time.Now().Add(pause), k.deadline)

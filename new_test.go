@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +54,12 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"no scheme, host name", []etcdgw.Option{etcdgw.WithEndpoints("localhost:2379")}, "scheme"},
 		{"no scheme, host only", []etcdgw.Option{etcdgw.WithEndpoints("etcd")}, "scheme"},
 		{"no scheme, IP and port", []etcdgw.Option{etcdgw.WithEndpoints("127.0.0.1:2379")}, "scheme"},
-		{"path", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379/v3")}, "has a path"},
+		{"nil transport wrapper", []etcdgw.Option{etcdgw.WithTransport(nil)}, "nil wrapper"},
+		{"transport wrapper returns nil", []etcdgw.Option{etcdgw.WithTransport(func(http.RoundTripper) http.RoundTripper { return nil })}, "returned nil"},
+		{"path is the API prefix", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379/v3")}, "API prefix /v3"},
+		{"base path ends with the API prefix", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379/etcd/v3beta/")}, "API prefix /v3beta"},
+		{"base path with ..", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379/a/../b")}, ". or .. segment"},
+		{"base path with an empty segment", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379/a//b")}, "empty"},
 		{"query", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379?x=1")}, "has a query"},
 		{"user info", []etcdgw.Option{etcdgw.WithEndpoints("http://root:pw@127.0.0.1:2379")}, "has user info"},
 		{"fragment", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379#frag")}, "has a fragment"},
@@ -67,8 +73,10 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"IPv6 not hex", []etcdgw.Option{etcdgw.WithEndpoints("http://[zz::1]:2379")}, "zz::1"},
 		{"IPv6 without brackets", []etcdgw.Option{etcdgw.WithEndpoints("http://::1:2379")}, "port"},
 		{"duplicate endpoint", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379", "http://127.0.0.1:2379")}, "given twice"},
-		{"duplicate with default port", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1", "http://127.0.0.1:2379/")}, "given twice"},
-		{"duplicate IPv6", []etcdgw.Option{etcdgw.WithEndpoints("http://[::1]", "http://[::1]:2379")}, "given twice"},
+		{"duplicate with default port", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1", "http://127.0.0.1:80/")}, "given twice"},
+		{"duplicate with https default port", []etcdgw.Option{etcdgw.WithEndpoints("https://127.0.0.1", "https://127.0.0.1:443"), etcdgw.WithInsecureSkipVerify()}, "given twice"},
+		{"duplicate IPv6", []etcdgw.Option{etcdgw.WithEndpoints("http://[::1]", "http://[::1]:80")}, "given twice"},
+		{"duplicate base path", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1/etcd", "http://127.0.0.1:80/etcd/")}, "given twice"},
 
 		// Plain values.
 		{"negative timeout", []etcdgw.Option{etcdgw.WithTimeout(-time.Second)}, "WithTimeout"},
@@ -193,6 +201,9 @@ func TestNewAcceptsGoodOptions(t *testing.T) {
 		{"IPv6 default port", []etcdgw.Option{etcdgw.WithEndpoints("http://[::1]")}},
 		{"IPv6 https", []etcdgw.Option{etcdgw.WithEndpoints("https://[2001:db8::1]:2379"), etcdgw.WithCAFile(certs.CAFile)}},
 		{"trailing slash", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379/")}},
+		{"base paths", []etcdgw.Option{etcdgw.WithEndpoints("http://gw.example.com/etcd", "http://gw.example.com/etcd/b/", "http://gw.example.com/%2Fescaped")}},
+		{"integration options", []etcdgw.Option{etcdgw.WithProxy(nil), etcdgw.WithLogger(nil), etcdgw.WithObserver(etcdgw.Observer{}),
+			etcdgw.WithTransport(func(rt http.RoundTripper) http.RoundTripper { return rt })}},
 		{"host name", []etcdgw.Option{etcdgw.WithEndpoints("http://etcd-0.etcd:2379", "http://etcd-1.etcd:2379")}},
 		{"same host, other ports", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379", "http://127.0.0.1:22379")}},
 		{"same host, other schemes", []etcdgw.Option{etcdgw.WithEndpoints("http://127.0.0.1:2379", "https://127.0.0.1:2379")}},

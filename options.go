@@ -3,6 +3,7 @@ package etcdgw
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -49,16 +50,25 @@ type config struct {
 	streamIdle       time.Duration // a stream quiet this long is checked
 	streamTimeout    time.Duration // and ended if the check gets no answer in this
 	readCoalescing   bool
+
+	wrap     func(http.RoundTripper) http.RoundTripper // WithTransport
+	proxy    func(*http.Request) (*url.URL, error)     // WithProxy; http.ProxyFromEnvironment by default
+	logger   *slog.Logger                              // WithLogger; nil: discard
+	observer *Observer                                 // WithObserver; nil: none
 }
 
 // Option configures a Client. Options are applied by New in order; a bad value
 // makes New fail.
 type Option func(*config) error
 
-// WithEndpoints sets the etcd client URLs, "http://host[:port]" or
-// "https://host[:port]" (port 2379 when omitted; IPv6 as "[::1]:2379"); a URL
-// may not have a path. Several URLs make a cluster: calls go round-robin over
-// the healthy ones, starting at a random one. The default is
+// WithEndpoints sets the etcd client URLs, "http://host[:port][/base]" or
+// "https://host[:port][/base]". A URL without a port uses its scheme's
+// default, 80 or 443, as net/http does (write etcd's 2379 explicitly); IPv6
+// as "[::1]:2379". A base path, such as "https://gw.example.com/etcd", is for
+// a gateway mounted under a path behind a reverse proxy: every call, /version
+// and /health included, goes under it (the API prefix, such as /v3, is not
+// part of it: see WithAPIPrefix). Several URLs make a cluster: calls go
+// round-robin over the healthy ones, starting at a random one. The default is
 // "http://127.0.0.1:2379". [lua-resty-etcd: http_host]
 func WithEndpoints(urls ...string) Option {
 	return func(c *config) error {
@@ -351,8 +361,66 @@ func WithRequireLeader() Option {
 	}
 }
 
+// WithTransport wraps the client's own transport with wrap, for
+// instrumentation such as otelhttp.NewTransport or a promhttp round tripper.
+// Every request goes through the wrapper, watches and their streams
+// included; the client's dialer, TLS, HTTP/2, proxy and connection pool are
+// kept underneath. Each request carries a header map of its own, which the
+// wrapper may change. wrap is called once, by New, and must not return nil.
+func WithTransport(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(c *config) error {
+		if wrap == nil {
+			return invalidOption("WithTransport: nil wrapper")
+		}
+		c.wrap = wrap
+		return nil
+	}
+}
+
+// WithProxy sets the HTTP proxy of the client's requests, as
+// http.Transport.Proxy does: an http proxy forwards plain requests, and https
+// endpoints are tunnelled with CONNECT. The default is
+// http.ProxyFromEnvironment (HTTPS_PROXY, HTTP_PROXY and NO_PROXY, which never
+// proxies loopback addresses); nil turns proxying off. With WithUnixSocket no
+// proxy is used.
+func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
+	return func(c *config) error {
+		if proxy == nil {
+			proxy = noProxy
+		}
+		c.proxy = proxy
+		return nil
+	}
+}
+
+func noProxy(*http.Request) (*url.URL, error) { return nil, nil }
+
+// WithLogger makes the client log what a program's operator wants to know
+// and a call's error does not say: endpoints marked unhealthy and back,
+// watches reconnecting (with the revision they resume from) and compacted,
+// keepalive failures and leases lost, token refreshes, and the API prefix
+// detected. Records are structured, written with LogAttrs and the call's
+// context; they never hold a token, a password or a value. The default
+// discards them; nil does too.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		c.logger = l
+		return nil
+	}
+}
+
+// WithObserver sets hooks for metrics and tracing: see Observer. The
+// default, and an Observer with every field nil, cost nothing.
+func WithObserver(o Observer) Option {
+	return func(c *config) error {
+		c.observer = &o
+		return nil
+	}
+}
+
 // parseEndpoint checks an endpoint URL and returns it normalized as
-// scheme://host:port, with its host:port.
+// scheme://host:port[/base], with its Host header: host:port, or host alone
+// when the URL has no port.
 func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err error) {
 	shown := redactPassword(raw) // errors end up in logs
 	if !strings.Contains(raw, "://") {
@@ -384,11 +452,15 @@ func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err err
 		extra = "a query"
 	case u.Fragment != "":
 		extra = "a fragment"
-	case u.Opaque != "" || (u.Path != "" && u.Path != "/"):
-		extra = "a path (use WithAPIPrefix for the gateway's)"
+	case u.Opaque != "":
+		extra = "an opaque part"
 	}
 	if extra != "" {
-		return "", "", false, invalidOption("endpoint %q: has %s: only scheme://host[:port] is allowed", shown, extra)
+		return "", "", false, invalidOption("endpoint %q: has %s: only scheme://host[:port][/base] is allowed", shown, extra)
+	}
+	base, err := basePath(u.EscapedPath())
+	if err != nil {
+		return "", "", false, invalidOption("endpoint %q: %v", shown, err)
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
@@ -398,7 +470,10 @@ func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err err
 		return "", "", false, invalidOption("endpoint %q: empty port", shown)
 	}
 	if port == "" {
-		port = "2379"
+		port = "80" // as net/http does
+		if isTLS {
+			port = "443"
+		}
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return "", "", false, invalidOption("endpoint %q: port %s is not in 1-65535", shown, port)
@@ -407,7 +482,33 @@ func parseEndpoint(raw string) (normalized, hostport string, isTLS bool, err err
 		return "", "", false, invalidOption("endpoint %q: invalid IPv6 address", shown)
 	}
 	hostport = net.JoinHostPort(host, port)
-	return u.Scheme + "://" + hostport, hostport, isTLS, nil
+	normalized = u.Scheme + "://" + hostport + base
+	if u.Port() == "" {
+		hostport = u.Host // the Host header as written, as net/http sends it
+	}
+	return normalized, hostport, isTLS, nil
+}
+
+// basePath checks an endpoint's escaped path and returns it without its
+// trailing slashes: "" or "/base". The gateway's API prefix is refused
+// there, since the client adds it.
+func basePath(p string) (string, error) {
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return "", nil
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		switch seg {
+		case "", ".", "..":
+			return "", fmt.Errorf("base path %q has an empty, . or .. segment", p)
+		}
+	}
+	for _, api := range []string{"/v3", "/v3beta", "/v3alpha"} {
+		if strings.HasSuffix(p, api) {
+			return "", fmt.Errorf("base path %q ends with the gateway's API prefix %s: leave it out (the client adds it; use WithAPIPrefix to choose it)", p, api)
+		}
+	}
+	return p, nil
 }
 
 // redactPassword replaces the password of a URL's user info, if any, with

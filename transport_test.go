@@ -124,7 +124,7 @@ func TestUnixSocket(t *testing.T) {
 		endpoint, host string
 	}{
 		{"http://etcd.example:12379", "etcd.example:12379"},
-		{"http://etcd.example", "etcd.example:2379"},
+		{"http://etcd.example", "etcd.example"}, // port 80, Host as written
 		{"http://[::1]:2379", "[::1]:2379"},
 		{"http://10.1.2.3:4001", "10.1.2.3:4001"},
 	}

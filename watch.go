@@ -127,6 +127,7 @@ func (c *Client) watch(ctx context.Context, what string, op *Op) WatchChan {
 		},
 		nextRev: op.rev,
 	}
+	ctx, w.ob = c.startCall(ctx, "Watch")
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	stop := context.AfterFunc(c.ctx, w.cancel)
 	ok := c.spawn(func() {
@@ -134,6 +135,7 @@ func (c *Client) watch(ctx context.Context, what string, op *Op) WatchChan {
 		defer w.cancel()
 		defer close(w.out)
 		w.run()
+		c.endCall(ctx, w.ob, w.err)
 	})
 	if !ok {
 		stop()
@@ -174,6 +176,8 @@ type watcher struct {
 	// running is set when the current stream's created answer came: the
 	// stream is established. Its keepalive reads it.
 	running atomic.Bool
+	ob      *callObs // the Observer's call, nil when none
+	err     error    // why the watch ended, for the Observer
 }
 
 func (w *watcher) run() {
@@ -191,6 +195,10 @@ func (w *watcher) run() {
 		}
 		w.pending, w.pendingBytes = nil, 0
 		w.running.Store(false)
+		if w.ob != nil {
+			w.ob.attempts++
+			w.ob.endpoint = ep.URL
+		}
 		var end watchEnd
 		if w.req.WatchID == 0 && w.c.canMultiplex(w.ctx, ep) {
 			end = w.muxStream(ep)
@@ -207,6 +215,7 @@ func (w *watcher) run() {
 // carryOut does what decideWatchEnd said about the end of the stream on ep;
 // false when the watch is over.
 func (w *watcher) carryOut(act watchAction, ep *endpoint.Endpoint, end watchEnd) bool {
+	w.observeEnd(act, ep, end)
 	switch act {
 	case watchQuiet:
 		return false

@@ -106,6 +106,7 @@ type Ring struct {
 	// allDownProbe is how often an endpoint may be probed while every endpoint
 	// is unhealthy, so that a client of one restarted member recovers quickly.
 	allDownProbe time.Duration
+	onHealth     func(e *Endpoint, healthy bool)
 	now          func() time.Time
 
 	ctx    context.Context // ends when the ring is closed; bounds background probes
@@ -126,6 +127,9 @@ type Config struct {
 	Probe Prober
 	// AllDownProbe is the probe interval while no endpoint is healthy.
 	AllDownProbe time.Duration
+	// OnHealth, if set, is called when an endpoint is marked unhealthy and
+	// when it is healthy again, outside the ring's locks.
+	OnHealth func(e *Endpoint, healthy bool)
 }
 
 // NewRing returns a ring over the endpoints, starting at a random one.
@@ -137,6 +141,7 @@ func NewRing(eps []*Endpoint, cfg Config) *Ring {
 		maxFails:     max(cfg.MaxFails, 1),
 		probe:        cfg.Probe,
 		allDownProbe: cfg.AllDownProbe,
+		onHealth:     cfg.OnHealth,
 		now:          time.Now,
 		ctx:          ctx,
 		cancel:       cancel,
@@ -292,17 +297,29 @@ func (r *Ring) claimProbe(e *Endpoint, now time.Time, allDown bool) bool {
 
 func (r *Ring) probed(e *Endpoint, ok bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.probeDone != nil {
 		close(e.probeDone)
 		e.probeDone = nil
 	}
 	if ok {
+		back := !e.unhealthyUntil.IsZero()
 		e.fails = 0
 		e.unhealthyUntil = time.Time{}
+		e.mu.Unlock()
+		if back {
+			r.changed(e, true)
+		}
 		return
 	}
 	e.unhealthyUntil = r.now().Add(r.failTimeout)
+	e.mu.Unlock()
+}
+
+// changed reports a change of e's health to OnHealth.
+func (r *Ring) changed(e *Endpoint, healthy bool) {
+	if r.onHealth != nil {
+		r.onHealth(e, healthy)
+	}
 }
 
 // Fail records a failed call to e: a transport error or a 5xx answer.
@@ -311,23 +328,32 @@ func (r *Ring) Fail(e *Endpoint) {
 		return
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.fails++
+	ejected := false
 	if e.fails >= r.maxFails {
 		now := r.now()
+		ejected = e.unhealthyUntil.IsZero()
 		e.unhealthyUntil = now.Add(r.failTimeout)
 		e.lastProbe = now // the failure counts as a probe that failed
+	}
+	e.mu.Unlock()
+	if ejected {
+		r.changed(e, false)
 	}
 }
 
 // Succeed records a successful call to e.
 func (r *Ring) Succeed(e *Endpoint) {
 	e.mu.Lock()
-	if e.fails != 0 || !e.unhealthyUntil.IsZero() {
+	back := !e.unhealthyUntil.IsZero()
+	if e.fails != 0 || back {
 		e.fails = 0
 		e.unhealthyUntil = time.Time{}
 	}
 	e.mu.Unlock()
+	if back {
+		r.changed(e, true)
+	}
 }
 
 // Healthy reports whether e is currently marked healthy.

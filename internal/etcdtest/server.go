@@ -98,6 +98,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration
 
+	// Embed, when set, changes etcd's configuration last, after every
+	// other field has been applied. It is not applied in external mode.
+	Embed func(*embed.Config)
+
 	// StartTimeout bounds the wait for the server to be ready;
 	// DefaultStartTimeout when zero.
 	StartTimeout time.Duration
@@ -469,6 +473,9 @@ func (s *Server) embedConfig() *embed.Config {
 	}
 	if s.cfg.AuthTokenTTL != 0 {
 		ec.AuthTokenTTL = s.cfg.AuthTokenTTL
+	}
+	if s.cfg.Embed != nil {
+		s.cfg.Embed(ec)
 	}
 	return ec
 }
