@@ -164,3 +164,29 @@ func TestReadCoalescingCancelledCallers(t *testing.T) {
 	assert.Zero(t, etcdgw.CoalesceQueued(c), "nothing left queued")
 	assert.Zero(t, etcdgw.CoalesceInFlight(c), "no slot left taken")
 }
+
+// A client and its Namespace views read at once: each read is answered with
+// its own client's key prefix stripped.
+func TestReadCoalescingWithNamespaces(t *testing.T) {
+	t.Parallel()
+	prefix := testPrefix(t)
+	c := newClient(t, etcdgw.WithKeyPrefix(prefix))
+	a, b := c.Namespace("a/"), c.Namespace("b/")
+	ctx := testCtx(t)
+	for _, cl := range []*etcdgw.Client{c, a, b} {
+		_, err := cl.Set(ctx, "k", "v")
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for range 30 {
+		for _, cl := range []*etcdgw.Client{c, a, b} {
+			wg.Go(func() {
+				r, err := cl.Get(ctx, "k")
+				if assert.NoError(t, err) && assert.Len(t, r.Kvs, 1) {
+					assert.Equal(t, "k", string(r.Kvs[0].Key))
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
