@@ -10,23 +10,13 @@ import (
 	"github.com/etcdgw/etcdgw"
 )
 
-// exampleEndpoint is the etcd the examples talk to: the one the tests start.
-func exampleEndpoint() string { return shared.Endpoint() }
-
-// exampleClient is a client under a key prefix of its own, so that the
-// examples' output does not depend on what else is in etcd.
-func exampleClient(name string, opts ...etcdgw.Option) *etcdgw.Client {
-	prefix := fmt.Sprintf("/examples/%s/%d/", name, time.Now().UnixNano())
-	c, err := etcdgw.New(append([]etcdgw.Option{etcdgw.WithEndpoints(exampleEndpoint()), etcdgw.WithKeyPrefix(prefix)}, opts...)...)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return c
-}
+// endpoint is the etcd the examples talk to. Point it at yours; the tests
+// point it at the etcd they start.
+var endpoint = "http://127.0.0.1:2379"
 
 func ExampleNew() {
 	c, err := etcdgw.New(
-		etcdgw.WithEndpoints(exampleEndpoint()),
+		etcdgw.WithEndpoints(endpoint),
 		etcdgw.WithTimeout(3*time.Second),
 		etcdgw.WithKeyPrefix("/myapp/"),
 	)
@@ -44,8 +34,13 @@ func ExampleNew() {
 }
 
 func ExampleClient_Get() {
-	c := exampleClient("get")
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/get/"))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
+	// Under a key prefix, RmDir("") deletes the client's whole namespace.
+	defer c.RmDir(context.Background(), "")
 	ctx := context.Background()
 
 	if _, err := c.Set(ctx, "config/port", 8080); err != nil {
@@ -72,8 +67,13 @@ func ExampleClient_Get() {
 }
 
 func ExampleClient_ReadDir() {
-	c := exampleClient("readdir", etcdgw.WithSerializer(etcdgw.Raw))
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/readdir/"), etcdgw.WithSerializer(etcdgw.Raw))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
+	// Under a key prefix, RmDir("") deletes the client's whole namespace.
+	defer c.RmDir(context.Background(), "")
 	ctx := context.Background()
 
 	for _, k := range []string{"routes/a", "routes/b", "routes-old", "routes/c/d"} {
@@ -95,8 +95,13 @@ func ExampleClient_ReadDir() {
 }
 
 func ExampleClient_SetNX() {
-	c := exampleClient("setnx", etcdgw.WithSerializer(etcdgw.Raw))
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/setnx/"), etcdgw.WithSerializer(etcdgw.Raw))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
+	// Under a key prefix, RmDir("") deletes the client's whole namespace.
+	defer c.RmDir(context.Background(), "")
 	ctx := context.Background()
 
 	first, err := c.SetNX(ctx, "leader", "node-1")
@@ -121,8 +126,13 @@ func ExampleClient_SetNX() {
 }
 
 func ExampleClient_Txn() {
-	c := exampleClient("txn", etcdgw.WithSerializer(etcdgw.Raw))
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/txn/"), etcdgw.WithSerializer(etcdgw.Raw))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
+	// Under a key prefix, RmDir("") deletes the client's whole namespace.
+	defer c.RmDir(context.Background(), "")
 	ctx := context.Background()
 
 	put, err := c.Set(ctx, "balance", "100")
@@ -143,8 +153,13 @@ func ExampleClient_Txn() {
 }
 
 func ExampleClient_Watch() {
-	c := exampleClient("watch", etcdgw.WithSerializer(etcdgw.Raw))
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/watch/"), etcdgw.WithSerializer(etcdgw.Raw))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
+	// Under a key prefix, RmDir("") deletes the client's whole namespace.
+	defer c.RmDir(context.Background(), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -175,8 +190,13 @@ func ExampleClient_Watch() {
 }
 
 func ExampleClient_KeepAlive() {
-	c := exampleClient("keepalive")
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/keepalive/"))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
+	// Under a key prefix, RmDir("") deletes the client's whole namespace.
+	defer c.RmDir(context.Background(), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -210,11 +230,16 @@ func ExampleClient_KeepAlive() {
 }
 
 func ExampleError() {
-	c := exampleClient("error")
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/error/"))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
+	// Under a key prefix, RmDir("") deletes the client's whole namespace.
+	defer c.RmDir(context.Background(), "")
 	ctx := context.Background()
 
-	_, err := c.Get(ctx, "k", etcdgw.WithRev(1<<40))
+	_, err = c.Get(ctx, "k", etcdgw.WithRev(1<<40))
 	var e *etcdgw.Error
 	if errors.As(err, &e) {
 		fmt.Println(e.Code, e.HTTPStatus, e.Message)
@@ -223,4 +248,218 @@ func ExampleError() {
 	// Output:
 	// 11 400 etcdserver: mvcc: required revision is a future revision
 	// true
+}
+
+func ExampleClient_Set() {
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/set/"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer c.RmDir(context.Background(), "")
+	ctx := context.Background()
+
+	// Values go through the serializer: JSON by default.
+	if _, err := c.Set(ctx, "config/port", 8080); err != nil {
+		log.Fatal(err)
+	}
+	// WithPrevKV returns what was there before.
+	r, err := c.Set(ctx, "config/port", 9090, etcdgw.WithPrevKV())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("was", string(r.PrevKv.Value))
+	// A key on a lease goes when the lease ends.
+	lease, err := c.Grant(ctx, 60)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Set(ctx, "nodes/n1", "up", etcdgw.WithLease(lease.ID)); err != nil {
+		log.Fatal(err)
+	}
+	// RawValue is written as is, whatever the serializer.
+	if _, err := c.Set(ctx, "banner", etcdgw.RawValue("hello")); err != nil {
+		log.Fatal(err)
+	}
+	b, err := c.Get(ctx, "banner")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(b.Kvs[0].Value))
+	// Output:
+	// was 8080
+	// hello
+}
+
+func ExampleClient_Delete() {
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/delete/"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	for _, k := range []string{"a", "dir/x", "dir/y"} {
+		if _, err := c.Set(ctx, k, 1); err != nil {
+			log.Fatal(err)
+		}
+	}
+	d, err := c.Delete(ctx, "a")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("deleted", d.Deleted)
+	// Every key under dir/, with the pairs deleted.
+	rm, err := c.RmDir(ctx, "dir/", etcdgw.WithPrevKV())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("removed", rm.Deleted, "first", string(rm.PrevKvs[0].Key))
+	// Under a key prefix, RmDir("") empties the client's namespace; without
+	// one it is refused: a wipe of all of etcd must say so.
+	if _, err := c.RmDir(ctx, ""); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// deleted 1
+	// removed 2 first dir/x
+}
+
+func ExampleWithKeyPrefix() {
+	app, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/prefix/app1/"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer app.Close()
+	defer app.RmDir(context.Background(), "")
+	ctx := context.Background()
+
+	if _, err := app.Set(ctx, "port", 8080); err != nil {
+		log.Fatal(err)
+	}
+	// Keys come back without the prefix...
+	r, err := app.Get(ctx, "port")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(r.Kvs[0].Key))
+	// ...and are stored under it.
+	all, err := etcdgw.New(etcdgw.WithEndpoints(endpoint))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer all.Close()
+	full, err := all.Get(ctx, "/examples/prefix/app1/port")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(full.Kvs[0].Key))
+	// Output:
+	// port
+	// /examples/prefix/app1/port
+}
+
+// The list-then-watch pattern: read a prefix at one revision, then watch it
+// from the next revision, so that no change is missed or seen twice. (The
+// cache package does all of this, with recovery from compaction.)
+func ExampleClient_WatchDir() {
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/listwatch/"),
+		etcdgw.WithSerializer(etcdgw.Raw))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer c.RmDir(context.Background(), "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	if _, err := c.Set(ctx, "routes/a", "v1"); err != nil {
+		log.Fatal(err)
+	}
+	routes := map[string]string{}
+	list, err := c.ReadDir(ctx, "routes/")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, kv := range list.Kvs {
+		routes[string(kv.Key)] = string(kv.Value)
+	}
+	ch := c.WatchDir(ctx, "routes/", etcdgw.WithRev(list.Header.Revision+1))
+	if _, err := c.Set(ctx, "routes/b", "v2"); err != nil {
+		log.Fatal(err)
+	}
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			log.Fatal(err) // ErrCompacted: list again, and watch from there
+		}
+		for _, ev := range resp.Events {
+			routes[string(ev.Kv.Key)] = string(ev.Kv.Value)
+		}
+		if len(routes) == 2 {
+			break
+		}
+	}
+	fmt.Println(routes["routes/a"], routes["routes/b"])
+	// Output: v1 v2
+}
+
+// A write that was sent and not confirmed (a cut connection, a deadline, a
+// proxy's 502 or 504) may or may not have been applied: it fails with
+// ErrOutcomeUnknown and is not retried. Read back to find out.
+func ExampleErrOutcomeUnknown() {
+	c, err := etcdgw.New(etcdgw.WithEndpoints(endpoint), etcdgw.WithKeyPrefix("/examples/unknown/"),
+		etcdgw.WithSerializer(etcdgw.Raw))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer c.RmDir(context.Background(), "")
+	ctx := context.Background()
+
+	_, err = c.Set(ctx, "order/42", "paid")
+	switch {
+	case errors.Is(err, etcdgw.ErrOutcomeUnknown):
+		r, rerr := c.Get(ctx, "order/42")
+		if rerr != nil {
+			log.Fatal(rerr)
+		}
+		fmt.Println("applied after all:", len(r.Kvs) == 1 && string(r.Kvs[0].Value) == "paid")
+	case err != nil:
+		log.Fatal(err) // surely not applied
+	default:
+		fmt.Println("written")
+	}
+	// Output: written
+}
+
+// A client of an etcd with authentication and TLS (not run: it needs such
+// a server).
+func ExampleWithAuth() {
+	c, err := etcdgw.New(
+		etcdgw.WithEndpoints("https://etcd-0.example:2379", "https://etcd-1.example:2379"),
+		etcdgw.WithCAFile("/etc/etcd/ca.pem"),
+		etcdgw.WithAuth("app", "secret"), // one token fetch, refreshed when etcd refuses it
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Get(context.Background(), "config"); errors.Is(err, etcdgw.ErrPermissionDenied) {
+		log.Print("the user may not read config")
+	}
+}
+
+// A client with a client certificate (mTLS) and a server name (not run: it
+// needs such a server).
+func ExampleWithClientCertFiles() {
+	c, err := etcdgw.New(
+		etcdgw.WithEndpoints("https://10.0.0.5:2379"),
+		etcdgw.WithCAFile("/etc/etcd/ca.pem"),
+		etcdgw.WithClientCertFiles("/etc/etcd/client.pem", "/etc/etcd/client-key.pem"),
+		etcdgw.WithSNI("etcd.internal"), // the name the server's certificate is checked against
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
 }

@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		shared = s
+		endpoint = s.Endpoint() // the examples'
 		defer s.Close()
 		defer stopBenchServer()
 		return m.Run()
