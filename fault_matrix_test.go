@@ -65,11 +65,11 @@ const (
 // enough for a loaded machine.
 const (
 	mxCallDeadline = 10 * time.Second
-	mxSlack        = 3 * time.Second // a call may overrun its deadline by this much
-	mxAttempt      = 3 * time.Second // a healthy member's write under -race on a loaded machine took over 2 s
-	mxDelay        = 5 * time.Second // of an answer: longer than an attempt
+	mxSlack        = 3 * time.Second         // a call may overrun its deadline by this much
+	mxAttempt      = 3 * time.Second         // a healthy member's write under -race on a loaded machine took over 2 s
+	mxDelay        = 5 * time.Second         // of an answer: longer than an attempt
 	mxIdle         = 1500 * time.Millisecond // a unary answer under -race on a loaded machine can pass 300ms in silence
-	mxLeaseTTL     = 15 // renewed every 5 s; a fault lasts at most about mxCallDeadline
+	mxLeaseTTL     = 15                      // renewed every 5 s; a fault lasts at most about mxCallDeadline
 	mxKeepDuring   = 5500 * time.Millisecond
 	mxRowsAtOnce   = 6
 	mxDirKeys      = 600 // more than one ReadDir page
