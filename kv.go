@@ -393,7 +393,10 @@ func (r *GetResponse) kvs() []*mvccpb.KeyValue {
 // WithLease, it first grants a lease of that TTL and attaches the key to it.
 // Options: WithLease, WithPrevKV, WithIgnoreValue (val must be nil),
 // WithIgnoreLease. Errors: ErrKeyNotProvided, ErrInvalidArgument for a value
-// the serializer refuses, ErrLeaseNotFound, ErrRequestTooLarge, ErrNoSpace.
+// the serializer refuses, ErrLeaseNotFound, ErrRequestTooLarge, ErrNoSpace;
+// ErrOutcomeUnknown for a write sent and not confirmed (it may have been
+// applied: read back to find out); ErrUnavailable or ErrNoHealthyEndpoint
+// when no member took it.
 func (c *Client) Set(ctx context.Context, key string, val any, opts ...OpOption) (*PutResponse, error) {
 	op := Op{kind: opPut, key: key, val: val}
 	if err := op.applyOpts("Set", putOpts, opts); err != nil {
@@ -432,7 +435,7 @@ func (c *Client) attachTTL(ctx context.Context, op *Op, req *wire.PutRequest) er
 // SetNX writes val to key only if the key does not exist, in one transaction.
 // Succeeded reports that the key was absent and is now set. With WithTTL on the
 // client, a lease granted for a key that turned out to exist is revoked.
-// Options: WithLease.
+// Options: WithLease. Errors: as Set.
 func (c *Client) SetNX(ctx context.Context, key string, val any, opts ...OpOption) (*TxnResponse, error) {
 	return c.setIf(ctx, "SetNX", key, val, opts, setNXOpts, wire.CompareEqual)
 }
@@ -440,7 +443,7 @@ func (c *Client) SetNX(ctx context.Context, key string, val any, opts ...OpOptio
 // SetX writes val to key only if the key exists, in one transaction. Succeeded
 // reports that the key existed and was updated (lua-resty-etcd's setx reports
 // the opposite). Options: WithLease, WithPrevKV, WithIgnoreValue,
-// WithIgnoreLease.
+// WithIgnoreLease. Errors: as Set.
 func (c *Client) SetX(ctx context.Context, key string, val any, opts ...OpOption) (*TxnResponse, error) {
 	return c.setIf(ctx, "SetX", key, val, opts, setXOpts, wire.CompareGreater)
 }
@@ -476,7 +479,10 @@ func (c *Client) setIf(ctx context.Context, what, key string, val any, opts []Op
 // prefix; without a key prefix it fails with ErrInvalidArgument before
 // anything is sent (so does an OpDelete in a Txn): a deliberate wipe of the
 // whole keyspace says so, Delete(ctx, "\x00", WithFromKey()).
-// Options: WithPrefix, WithRange, WithFromKey, WithPrevKV.
+// Options: WithPrefix, WithRange, WithFromKey, WithPrevKV. Errors:
+// ErrKeyNotProvided, ErrInvalidArgument; ErrOutcomeUnknown for a delete sent
+// and not confirmed (it may have been applied); ErrUnavailable or
+// ErrNoHealthyEndpoint when no member took it.
 func (c *Client) Delete(ctx context.Context, key string, opts ...OpOption) (*DeleteResponse, error) {
 	op := Op{kind: opDelete, key: key}
 	if err := op.applyOpts("Delete", deleteOpts, opts); err != nil {
@@ -488,7 +494,7 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...OpOption) (*Del
 // RmDir deletes every key that starts with dir. The empty dir deletes every key
 // under the key prefix; without a key prefix it fails with ErrInvalidArgument
 // before anything is sent (see Delete for a deliberate wipe).
-// Options: WithPrevKV.
+// Options: WithPrevKV. Errors: as Delete.
 func (c *Client) RmDir(ctx context.Context, dir string, opts ...OpOption) (*DeleteResponse, error) {
 	op := Op{kind: opDelete, key: dir}
 	if err := op.applyOpts("RmDir", rmDirOpts, opts); err != nil {
@@ -515,7 +521,8 @@ func (c *Client) deleteOp(ctx context.Context, what string, op *Op) (*DeleteResp
 
 // Compact discards the history of the store before revision rev: reads and
 // watches at older revisions fail with ErrCompacted. Errors: ErrCompacted if rev
-// is already compacted, ErrFutureRev if it is beyond the store.
+// is already compacted, ErrFutureRev if it is beyond the store,
+// ErrOutcomeUnknown for a compaction sent and not confirmed.
 func (c *Client) Compact(ctx context.Context, rev int64) error {
 	if rev <= 0 {
 		return invalidArgument("Compact(%d): revision must be positive", rev)

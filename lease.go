@@ -52,7 +52,8 @@ type LeaseLeasesResponse struct {
 // Grant creates a lease of ttl seconds; the keys attached to it (WithLease)
 // are deleted when it expires or is revoked. WithLease(id) asks for that ID.
 // Errors: ErrInvalidArgument for ttl <= 0, ErrLeaseExists,
-// ErrLeaseTTLTooLarge. [lua-resty-etcd: grant]
+// ErrLeaseTTLTooLarge, ErrOutcomeUnknown for a grant sent and not confirmed
+// (a lease may have been granted; unrenewed, it expires). [lua-resty-etcd: grant]
 func (c *Client) Grant(ctx context.Context, ttl int64, opts ...OpOption) (*LeaseGrantResponse, error) {
 	op := Op{}
 	if err := op.applyOpts("Grant", grantOpts, opts); err != nil {
@@ -74,7 +75,8 @@ func (c *Client) Grant(ctx context.Context, ttl int64, opts ...OpOption) (*Lease
 }
 
 // Revoke ends a lease at once and deletes the keys attached to it.
-// Errors: ErrLeaseNotFound. [lua-resty-etcd: revoke]
+// Errors: ErrLeaseNotFound, ErrOutcomeUnknown for a revoke sent and not
+// confirmed. [lua-resty-etcd: revoke]
 func (c *Client) Revoke(ctx context.Context, id LeaseID) (*LeaseRevokeResponse, error) {
 	if id <= 0 {
 		return nil, invalidArgument("Revoke(%d): lease ID must be positive", id)

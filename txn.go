@@ -217,7 +217,10 @@ func (t *Txn) Else(ops ...Op) *Txn {
 
 // Commit runs the transaction. Errors: ErrInvalidArgument and ErrInvalidOption
 // for a bad compare or operation (nothing is sent), ErrTooManyOps,
-// ErrDuplicateKey, ErrRequestTooLarge, ErrCompacted.
+// ErrDuplicateKey, ErrRequestTooLarge, ErrCompacted; for a transaction with a
+// write, ErrOutcomeUnknown when it was sent and not confirmed (it may have
+// been applied); ErrUnavailable or ErrNoHealthyEndpoint when no member took
+// it. A read-only transaction is retried on another member instead.
 func (t *Txn) Commit() (*TxnResponse, error) {
 	if t.err != nil {
 		return nil, t.err
