@@ -242,6 +242,13 @@ func (k *keepAlive) run(ctx context.Context) {
 		actx, cancel := context.WithDeadline(ctx, k.deadline)
 		r, err := k.c.KeepAliveOnce(actx, k.id)
 		cancel()
+		if o := k.c.cfg.observer; o != nil && o.KeepAlive != nil && ctx.Err() == nil {
+			info := KeepAliveInfo{ID: k.id, Err: err, Duration: time.Since(now)}
+			if r != nil {
+				info.TTL = r.TTL
+			}
+			o.KeepAlive(ctx, info)
+		}
 		switch {
 		case err == nil:
 			k.fails = 0

@@ -38,6 +38,31 @@ type Observer struct {
 	// TokenRefresh is called after each fetch of an auth token (WithAuth),
 	// with its error, nil when a token came.
 	TokenRefresh func(ctx context.Context, err error)
+	// WatchProgress is called as a watch delivers a batch of events or a
+	// progress notification, with how far it is behind the store.
+	WatchProgress func(ctx context.Context, w WatchProgressInfo)
+	// KeepAlive is called after each renewal of a KeepAlive loop, with its
+	// outcome.
+	KeepAlive func(ctx context.Context, k KeepAliveInfo)
+}
+
+// WatchProgressInfo is a watch's progress, given to Observer.WatchProgress.
+type WatchProgressInfo struct {
+	Revision int64 // the last revision delivered
+	// Lag is how many revisions the store was ahead of Revision when the
+	// member sent the response (its header's revision minus Revision): 0
+	// for a watch that keeps up.
+	Lag    int64
+	Events int // events in the response; 0 for a progress notification
+}
+
+// KeepAliveInfo is one renewal of a KeepAlive loop, given to
+// Observer.KeepAlive.
+type KeepAliveInfo struct {
+	ID       LeaseID
+	TTL      int64 // seconds granted; 0 when the renewal failed
+	Err      error // why it failed; nil on success
+	Duration time.Duration
 }
 
 // CallInfo describes a call to an Observer.

@@ -307,3 +307,58 @@ func TestObserverEndpointBackUp(t *testing.T) {
 	require.Contains(t, out, `"msg":"etcdgw: endpoint marked unhealthy","endpoint":"`+ep+`"`)
 	require.Contains(t, out, `"msg":"etcdgw: endpoint healthy again","endpoint":"`+ep+`"`)
 }
+
+// WatchProgress reports how far a watch is behind the store, and KeepAlive
+// each renewal of a KeepAlive loop.
+func TestObserverWatchProgressAndKeepAlive(t *testing.T) {
+	var mu sync.Mutex
+	var progress []etcdgw.WatchProgressInfo
+	var renewals []etcdgw.KeepAliveInfo
+	obs := etcdgw.Observer{
+		WatchProgress: func(_ context.Context, w etcdgw.WatchProgressInfo) {
+			mu.Lock()
+			defer mu.Unlock()
+			progress = append(progress, w)
+		},
+		KeepAlive: func(_ context.Context, k etcdgw.KeepAliveInfo) {
+			mu.Lock()
+			defer mu.Unlock()
+			renewals = append(renewals, k)
+		},
+	}
+	c, _ := prefixedClient(t, etcdgw.WithObserver(obs))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+
+	// A watch from an old revision: the first batch is behind the store.
+	first, err := c.Set(ctx, "a", 1)
+	require.NoError(t, err)
+	last, err := c.Set(ctx, "b", 2)
+	require.NoError(t, err)
+	ch := c.Watch(ctx, "a", etcdgw.WithRev(first.Header.Revision))
+	var events int
+	for events == 0 {
+		r := <-ch
+		events += len(r.Events)
+	}
+	lease, err := c.Grant(ctx, 2)
+	require.NoError(t, err)
+	alive, err := c.KeepAlive(ctx, lease.ID)
+	require.NoError(t, err)
+	<-alive // the first renewal is KeepAlive's own call
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(renewals) > 0
+	}, 10*time.Second, 10*time.Millisecond, "a renewal of the loop")
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, progress)
+	require.Equal(t, first.Header.Revision, progress[0].Revision)
+	require.Equal(t, 1, progress[0].Events)
+	require.GreaterOrEqual(t, progress[0].Lag, last.Header.Revision-first.Header.Revision, "the store was ahead by b's write at least")
+	require.Equal(t, lease.ID, renewals[0].ID)
+	require.NoError(t, renewals[0].Err)
+	require.Equal(t, int64(2), renewals[0].TTL)
+}

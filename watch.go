@@ -596,7 +596,16 @@ func (w *watcher) onFragment(m *wire.WatchResponse, size int, ep *endpoint.Endpo
 // was sent.
 func (w *watcher) onProgress(m *wire.WatchResponse) (watchEnd, bool) {
 	w.nextRev = max(w.nextRev, m.Header.Revision+1)
+	w.observeProgress(m.Header.Revision, 0)
 	return w.pass(WatchResponse{Header: ResponseHeader(m.Header)})
+}
+
+// observeProgress tells the observer, if any, how far the watch is.
+func (w *watcher) observeProgress(header int64, events int) {
+	if o := w.c.cfg.observer; o != nil && o.WatchProgress != nil {
+		rev := w.nextRev - 1
+		o.WatchProgress(w.ctx, WatchProgressInfo{Revision: rev, Lag: max(header-rev, 0), Events: events})
+	}
 }
 
 // onEvents delivers a batch of events, joined to its fragments, without those
@@ -626,6 +635,7 @@ func (w *watcher) onEvents(m *wire.WatchResponse, size int, ep *endpoint.Endpoin
 	if last := events[len(events)-1].Kv; last != nil {
 		w.nextRev = max(w.nextRev, last.ModRevision+1)
 	}
+	w.observeProgress(m.Header.Revision, len(events))
 	return w.pass(WatchResponse{Header: ResponseHeader(m.Header), Events: events})
 }
 

@@ -25,6 +25,7 @@ type Metrics struct {
 	attempts   *prometheus.CounterVec
 	healthy    *prometheus.GaugeVec
 	reconnects *prometheus.CounterVec
+	lag        prometheus.Histogram
 	keepalive  prometheus.Histogram
 	tokens     *prometheus.CounterVec
 }
@@ -35,6 +36,7 @@ type Metrics struct {
 //	etcdgw_attempts_total{endpoint,outcome}         attempts on members: ok, error (etcd's answer), failed (no answer)
 //	etcdgw_endpoint_healthy{endpoint}               1 or 0, once the endpoint changed health
 //	etcdgw_watch_reconnects_total{endpoint}         watch streams that ended and resumed
+//	etcdgw_watch_lag_revisions                      how far behind the store each watch response was
 //	etcdgw_keepalive_duration_seconds               round trip of lease renewals (LeaseKeepAlive)
 //	etcdgw_token_refreshes_total{result}            auth token fetches: ok or error
 func New() *Metrics {
@@ -52,6 +54,10 @@ func New() *Metrics {
 		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "etcdgw_watch_reconnects_total", Help: "Watch streams that ended and resumed, by member.",
 		}, []string{"endpoint"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "etcdgw_watch_lag_revisions", Help: "Revisions the store was ahead of a watch when its response was sent.",
+			Buckets: append([]float64{0}, prometheus.ExponentialBuckets(1, 4, 10)...),
+		}),
 		keepalive: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "etcdgw_keepalive_duration_seconds", Help: "Round trip of lease renewals.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -63,7 +69,7 @@ func New() *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.calls, m.attempts, m.healthy, m.reconnects, m.keepalive, m.tokens}
+	return []prometheus.Collector{m.calls, m.attempts, m.healthy, m.reconnects, m.lag, m.keepalive, m.tokens}
 }
 
 // Describe implements prometheus.Collector.
@@ -109,6 +115,9 @@ func (m *Metrics) Observer() etcdgw.Observer {
 		},
 		WatchReconnect: func(ctx context.Context, w etcdgw.WatchReconnectInfo) {
 			m.reconnects.WithLabelValues(w.Endpoint).Inc()
+		},
+		WatchProgress: func(ctx context.Context, w etcdgw.WatchProgressInfo) {
+			m.lag.Observe(float64(w.Lag))
 		},
 		TokenRefresh: func(ctx context.Context, err error) {
 			result := "ok"

@@ -41,6 +41,18 @@ func TestMetrics(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Get(ctx, "")
 	require.ErrorIs(t, err, etcdgw.ErrKeyNotProvided) // refused before any call
+	// A watch from the first revision: its first batch is behind the store.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	put, err := c.Set(ctx, "w", 1)
+	require.NoError(t, err)
+	_, err = c.Set(ctx, "other", 1)
+	require.NoError(t, err)
+	for r := range c.Watch(wctx, "w", etcdgw.WithRev(put.Header.Revision)) {
+		if len(r.Events) > 0 {
+			break
+		}
+	}
 
 	families, err := reg.Gather()
 	require.NoError(t, err)
@@ -67,6 +79,9 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, 0.0, find("etcdgw_endpoint_healthy", map[string]string{"endpoint": dead}).GetGauge().GetValue())
 	require.Equal(t, uint64(1), find("etcdgw_keepalive_duration_seconds", nil).GetHistogram().GetSampleCount())
 	require.Equal(t, 1, testutil.CollectAndCount(m, "etcdgw_keepalive_duration_seconds"))
+	lag := find("etcdgw_watch_lag_revisions", nil).GetHistogram()
+	require.Equal(t, uint64(1), lag.GetSampleCount())
+	require.GreaterOrEqual(t, lag.GetSampleSum(), 1.0, "the store was a write ahead")
 }
 
 func TestCode(t *testing.T) {
