@@ -510,15 +510,7 @@ func DecodeSnapshotLine(line []byte, r *SnapshotResponse) (*Status, error) {
 			d.snapshotResponse(r)
 		case "error":
 			seen = true
-			st = &Status{Code: -1}
-			if d.peek() == '{' {
-				d.statusObject(st)
-			} else {
-				st.Message = d.str()
-			}
-			if st.Code < 0 {
-				st.Code = CodeFromHTTP(st.HTTPStatus)
-			}
+			st = d.streamError()
 		default:
 			d.skip()
 		}

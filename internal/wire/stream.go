@@ -222,15 +222,7 @@ func (d *decoder) envelope(w *WatchResponse, l *LeaseResponse) *Status {
 			}
 		case "error":
 			seen = true
-			st = &Status{Code: -1}
-			if d.peek() == '{' {
-				d.statusObject(st)
-			} else {
-				st.Message = d.str()
-			}
-			if st.Code < 0 {
-				st.Code = CodeFromHTTP(st.HTTPStatus)
-			}
+			st = d.streamError()
 		default:
 			d.skip()
 		}
@@ -268,4 +260,19 @@ func WatchIDOf(head []byte) (int64, bool) {
 	}
 	id, err := strconv.ParseInt(string(rest[:n]), 10, 64)
 	return id, err == nil
+}
+
+// streamError reads the {"error":...} member that ends a stream, an object
+// or (in old versions) a bare message, as a Status.
+func (d *decoder) streamError() *Status {
+	st := &Status{Code: -1}
+	if d.peek() == '{' {
+		d.statusObject(st)
+	} else {
+		st.Message = d.str()
+	}
+	if st.Code < 0 {
+		st.Code = CodeFromHTTP(st.HTTPStatus)
+	}
+	return st
 }
