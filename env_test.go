@@ -22,9 +22,11 @@ func TestWithEnvLikeEtcdctl(t *testing.T) {
 	ctx := testCtx(t)
 	_, err = c.Set(ctx, "k", "v")
 	require.NoError(t, err)
-	st, err := c.AuthStatus(ctx)
+	// Only root may list the users (AuthStatus would say more, but etcd 3.4
+	// lacks it): the client is authenticated as root.
+	users, err := c.UserList(ctx)
 	require.NoError(t, err)
-	require.True(t, st.Enabled)
+	require.Contains(t, users, "root")
 
 	// ETCDCTL_PASSWORD with a bare user name; a later option overrides.
 	t.Setenv("ETCDCTL_USER", "root")
