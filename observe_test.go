@@ -253,6 +253,12 @@ func TestLoggerAndObserverOfFaults(t *testing.T) {
 		return false
 	}, 10*time.Second, 10*time.Millisecond, "reconnects: %+v, want revision %d", rec.snapshot().reconnects, rev+1)
 
+	// The cut also closed the idle connection the next write would reuse:
+	// a write on it could fail as of unknown outcome. A read (retried)
+	// clears it out of the pool first.
+	_, err = c.Get(ctx, "w")
+	require.NoError(t, err)
+
 	// A lease revoked under its KeepAlive is lost: the loop renews every
 	// third of the TTL, so a short one shows it within a second.
 	short, err := c.Grant(ctx, 2)
