@@ -746,25 +746,16 @@ func (c *Client) newRequest(ctx context.Context, ep *endpoint.Endpoint, urlPath 
 	}
 	// Each request has a map of its own, which a wrapping RoundTripper may
 	// change; the values are shared, capped so that an Add copies them.
-	hdr := make(http.Header, len(src)+1)
+	hdr := make(http.Header, len(src))
 	for k, v := range src {
 		hdr[k] = v[:len(v):len(v)]
 	}
 	if r.noAuth {
 		delete(hdr, "Authorization")
 	}
-	if r.idempotent {
-		// An empty Idempotency-Key is not sent, but it lets net/http send
-		// the request again on a new connection when a pooled one turns
-		// out to have been closed by the server (or a proxy) under it.
-		hdr["Idempotency-Key"] = idempotencyKey
-	}
 	req.Header = hdr
 	return req, nil
 }
-
-// idempotencyKey marks a request net/http may replay; it is never sent.
-var idempotencyKey = []string{}
 
 // readAll reads an answer's body into a pooled buffer, refusing more than the
 // client's limit.

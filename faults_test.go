@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -358,51 +357,4 @@ func TestCloseEndsCallsInFlight(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, unknown, "the write is of unknown outcome: %v", got)
-}
-
-// A pooled connection that the server closes as the next request goes out
-// fails no read: net/http sends it again on a new connection. (A write on it
-// may have been received: that one is of unknown outcome.)
-func TestReadOnAStaleConnectionIsResent(t *testing.T) {
-	t.Parallel()
-	var mu sync.Mutex
-	perConn := map[string]int{}
-	var writes atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		mu.Lock()
-		perConn[r.RemoteAddr]++
-		n := perConn[r.RemoteAddr]
-		mu.Unlock()
-		if r.URL.Path == "/v3/kv/put" {
-			writes.Add(1)
-		}
-		if n == 2 {
-			// The server closes the connection on the second request it
-			// carries, without an answer.
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				conn.Close()
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"header":{"revision":"7"}}`)
-	}))
-	t.Cleanup(srv.Close)
-	c := clientOf(t, srv.URL, etcdgw.WithAPIPrefix("/v3"))
-	ctx := testCtx(t)
-	for i := range 4 {
-		r, err := c.Get(ctx, "k")
-		require.NoError(t, err, "get %d", i)
-		assert.Equal(t, int64(7), r.Header.Revision)
-	}
-	assert.True(t, etcdgw.EndpointHealthy(c, srv.URL))
-	// A write on such a connection is not sent again.
-	c2 := clientOf(t, srv.URL, etcdgw.WithAPIPrefix("/v3"), etcdgw.WithHealthCheck(0, 1))
-	_, err := c2.Set(ctx, "k", "v")
-	require.NoError(t, err)
-	_, err = c2.Set(ctx, "k", "v")
-	require.ErrorIs(t, err, etcdgw.ErrOutcomeUnknown)
-	assert.Equal(t, int32(2), writes.Load(), "the write was sent once")
 }
