@@ -793,9 +793,14 @@ func (c *Client) readAll(resp *http.Response) (*body, error) {
 	}
 }
 
+// probeTimeout bounds a /health probe that its caller does not bound
+// sooner: etcd's /health reads through raft, and a loaded member can take
+// seconds to answer it (2s proved too short under the race detector).
+const probeTimeout = 5 * time.Second
+
 // probe asks an endpoint's /health whether it can serve.
 func (c *Client) probe(ctx context.Context, ep *endpoint.Endpoint) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	req, err := c.newRequest(ctx, ep, wire.PathHealth, &rpc{method: http.MethodGet, path: wire.PathHealth, rootPath: true, noAuth: true}, c.headers.Load())
 	if err != nil {
