@@ -90,7 +90,7 @@ func (c *Client) coalescedGet(ctx context.Context, req *wire.RangeRequest) (*Get
 				c.lead(context.WithoutCancel(ctx), r)
 			}
 		}
-		return nil, ctxError(ctx, wire.PathRange)
+		return nil, c.ctxEnded(ctx, &rpc{path: wire.PathRange}, nil)
 	}
 	switch {
 	case r.lead:
@@ -203,9 +203,4 @@ func (c *Client) singleGet(ctx context.Context, req *wire.RangeRequest) (*GetRes
 		return nil, err
 	}
 	return c.getResponse(&out), nil
-}
-
-// ctxError is the error of a call that its context ended.
-func ctxError(ctx context.Context, path string) error {
-	return &multiError{msg: rpcName(path), errs: []error{ctx.Err()}}
 }

@@ -252,18 +252,19 @@ func TestWithProxyTunnelsHTTPS(t *testing.T) {
 func TestBasePathBehindReverseProxy(t *testing.T) {
 	front := newReverseProxy(t, shared.Endpoint(), "/etcd")
 	probed := make(chan struct{}, 1)
-	c, err := etcdgw.New(etcdgw.WithEndpoints(front.srv.URL+"/etcd/"), etcdgw.WithKeyPrefix(testPrefix(t)),
-		etcdgw.WithTransport(func(rt http.RoundTripper) http.RoundTripper {
-			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-				if req.URL.Path == "/etcd/health" {
-					select {
-					case probed <- struct{}{}:
-					default:
-					}
+	// noteProbes signals probed when a /health probe goes under the base path.
+	noteProbes := etcdgw.WithTransport(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.URL.Path == "/etcd/health" {
+				select {
+				case probed <- struct{}{}:
+				default:
 				}
-				return rt.RoundTrip(req)
-			})
-		}))
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	c, err := etcdgw.New(etcdgw.WithEndpoints(front.srv.URL+"/etcd/"), etcdgw.WithKeyPrefix(testPrefix(t)), noteProbes)
 	require.NoError(t, err)
 	defer c.Close()
 	ctx := testCtx(t)
@@ -279,18 +280,7 @@ func TestBasePathBehindReverseProxy(t *testing.T) {
 
 	// /health goes under the base path too: mark the endpoint unhealthy
 	// and let a call bring it back with a probe.
-	h, err := etcdgw.New(etcdgw.WithEndpoints(front.srv.URL+"/etcd"), etcdgw.WithHealthCheck(time.Millisecond, 1),
-		etcdgw.WithTransport(func(rt http.RoundTripper) http.RoundTripper {
-			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-				if req.URL.Path == "/etcd/health" {
-					select {
-					case probed <- struct{}{}:
-					default:
-					}
-				}
-				return rt.RoundTrip(req)
-			})
-		}))
+	h, err := etcdgw.New(etcdgw.WithEndpoints(front.srv.URL+"/etcd"), etcdgw.WithHealthCheck(time.Millisecond, 1), noteProbes)
 	require.NoError(t, err)
 	defer h.Close()
 	etcdgw.FailEndpoint(h, front.srv.URL+"/etcd")
