@@ -260,7 +260,15 @@ type VersionResponse struct {
 func (c *Client) Version(ctx context.Context) (*VersionResponse, error) {
 	var v wire.VersionResponse
 	err := c.unary(ctx, &rpc{method: http.MethodGet, path: wire.PathVersion, rootPath: true, idempotent: true, noAuth: true},
-		func(body []byte, _ *endpoint.Endpoint) error { return wire.DecodeVersion(body, &v) })
+		func(body []byte, ep *endpoint.Endpoint) error {
+			if err := wire.DecodeVersion(body, &v); err != nil {
+				return err
+			}
+			if v.Server != "" {
+				ep.SetVersion(v.Server)
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}

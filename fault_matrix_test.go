@@ -42,10 +42,25 @@ const (
 	opWatch
 	opKeepAlive
 	opGrant
+	// opWatchOwn is a watch on a request of its own (WithWatchMultiplexing(false));
+	// opWatch shares its member's stream: a WebSocket with the one member
+	// (plain http), HTTP/2 with the three (https). Its expected outcomes are
+	// opWatch's.
+	opWatchOwn
 	nOps
 )
 
-var opNames = [nOps]string{"Get", "ReadDir", "Set", "Txn", "Delete", "Watch", "KeepAlive", "Grant"}
+var opNames = [nOps]string{"Get", "ReadDir", "Set", "Txn", "Delete", "Watch", "KeepAlive", "Grant", "Watch (own request)"}
+
+func init() {
+	for i := range faultMatrix {
+		r := &faultMatrix[i]
+		r.one[opWatchOwn], r.three[opWatchOwn] = r.one[opWatch], r.three[opWatch]
+	}
+}
+
+// isWatch reports the ops that watch.
+func isWatch(op mxOp) bool { return op == opWatch || op == opWatchOwn }
 
 // outcome is what a cell expects.
 type outcome string
@@ -92,6 +107,10 @@ type mxRow struct {
 	// stream: every cell opens a watch through its client before the
 	// fault, which the fault cuts; the call under test runs after the cut.
 	stream bool
+	// ownRequests: the watches of the row's cells are requests of their
+	// own (WithWatchMultiplexing(false)): the fault is one of HTTP/1.1
+	// answers, which a WebSocket does not have.
+	ownRequests bool
 	// own: the row needs a one-member server of its own (it stops,
 	// compacts, or serves TLS), and with three members runs after the
 	// others, alone.
@@ -106,7 +125,7 @@ type mxRow struct {
 }
 
 // The expected outcomes, by row: Get, ReadDir, Set, Txn, Delete, Watch,
-// KeepAlive, Grant. The three members speak TLS, so a member behind a TCP
+// KeepAlive, Grant; a watch on a request of its own expects what Watch does. The three members speak TLS, so a member behind a TCP
 // fault (hung, late, frozen) never completes the handshake: the request is
 // never sent, and a write goes to the next member like a read. Over plain
 // HTTP (the one member) the request is sent, and a write's outcome is
@@ -141,7 +160,7 @@ var faultMatrix = []mxRow{
 		three: [nOps]outcome{ok, ok, unknownOK, unknownOK, unknownOK, resumes, kept, unknownOK},
 	},
 	{
-		fault: "stream cut mid-line, HTTP/1.1", layer: layerHTTP, stream: true,
+		fault: "stream cut mid-line, HTTP/1.1", layer: layerHTTP, stream: true, ownRequests: true,
 		on:    eachHTTP(func(p *etcdtest.HTTPProxy) { p.CutLines("/v3/watch", 1) }),
 		off:   eachHTTP((*etcdtest.HTTPProxy).Clear),
 		one:   [nOps]outcome{ok, ok, ok, ok, ok, resumes, kept, ok},
@@ -380,7 +399,7 @@ func compactDuring(r *rowRun) {
 					c.hooked.Add(1)
 				})
 			}
-		case opWatch:
+		case opWatch, opWatchOwn:
 			for _, p := range c.http {
 				reply := etcdtest.ReplyServiceUnavailable
 				reply.Path = "/v3/watch"
@@ -425,7 +444,11 @@ func (c *cell) newClient() (*etcdgw.Client, error) {
 	default:
 		eps = c.r.m.endpoints
 	}
-	return etcdgw.New(append(c.r.m.clientOptions(eps), etcdgw.WithKeyPrefix(c.prefix))...)
+	opts := append(c.r.m.clientOptions(eps), etcdgw.WithKeyPrefix(c.prefix))
+	if c.op == opWatchOwn || c.r.row.ownRequests {
+		opts = append(opts, etcdgw.WithWatchMultiplexing(false))
+	}
+	return etcdgw.New(opts...)
 }
 
 // setUp starts the cell's proxies and clients.
@@ -535,7 +558,7 @@ func (c *cell) prepare() {
 		}
 		c.lease = g.ID
 	}
-	if c.op == opWatch || c.r.row.stream {
+	if isWatch(c.op) || c.r.row.stream {
 		c.openWatch()
 		if c.isDead() {
 			return
@@ -673,7 +696,7 @@ func (c *cell) whileFaulty() {
 		}
 	}
 	switch c.op {
-	case opWatch:
+	case opWatch, opWatchOwn:
 		c.watchDuring()
 	case opKeepAlive:
 		time.Sleep(mxKeepDuring) // a renewal falls in the fault
@@ -745,7 +768,7 @@ func (c *cell) watchDuring() {
 // afterFault checks the cell once the fault is over.
 func (c *cell) afterFault() {
 	switch c.op {
-	case opWatch:
+	case opWatch, opWatchOwn:
 		if c.want == compacted {
 			c.watchCompacted()
 			return

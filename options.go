@@ -47,6 +47,7 @@ type config struct {
 	dialTimeout      time.Duration
 	attemptTimeout   time.Duration // 0: derived from the call's deadline
 	noMultiplex      bool          // WithWatchMultiplexing(false)
+	webSocket34      bool          // WithWebSocketOnEtcd34
 	streamIdle       time.Duration // a stream quiet this long is checked
 	streamTimeout    time.Duration // and ended if the check gets no answer in this
 	readCoalescing   bool
@@ -303,10 +304,14 @@ func WithAttemptTimeout(d time.Duration) Option {
 }
 
 // WithWatchMultiplexing sets whether the watches to one member share one
-// duplex stream (HTTP/2 over https), the default, or each watch is a request
-// of its own. Turn it off behind a proxy that buffers request bodies, where a
-// shared stream never starts; the client also falls back by itself when a
-// shared stream does not confirm a watch in time.
+// duplex stream, the default, or each watch is a request of its own. The
+// shared stream is HTTP/2 over https, and a WebSocket over http when the
+// member runs etcd 3.5 or later (see WithWebSocketOnEtcd34) and, with auth,
+// takes Bearer tokens (3.5.32, 3.6.13, 3.7.0 and later); other members get a
+// request per watch. Turn it off behind a proxy that buffers request bodies,
+// where a shared stream never starts; the client also falls back by itself
+// when a shared stream does not confirm a watch in time or a WebSocket
+// upgrade is refused.
 func WithWatchMultiplexing(on bool) Option {
 	return func(c *config) error {
 		c.noMultiplex = !on
@@ -314,12 +319,27 @@ func WithWatchMultiplexing(on bool) Option {
 	}
 }
 
+// WithWebSocketOnEtcd34 lets watches over http share a WebSocket on etcd 3.4
+// members too. Turn it on only when they run with --logger=zap: a WebSocket
+// request crashes etcd 3.4.25 to 3.4.45 run with the default logger
+// (capnslog). Without it, watches to a 3.4 member over http are requests of
+// their own.
+func WithWebSocketOnEtcd34(on bool) Option {
+	return func(c *config) error {
+		c.webSocket34 = on
+		return nil
+	}
+}
+
 // WithStreamKeepalive sets how a watch stream that has gone quiet is checked:
 // after interval without a byte from the member, the client pings the HTTP/2
-// connection, or over HTTP/1.1 probes the member's /health; no answer within
-// timeout ends the stream and the watch resumes through another member,
-// losing nothing. This is what notices a partition that drops packets or a
-// paused member, which no reset announces. The defaults are 5s and 5s.
+// connection, or over HTTP/1.1 and WebSocket probes the member's /health; no
+// answer within timeout ends the stream and the watch resumes through another
+// member, losing nothing. This is what notices a partition that drops packets
+// or a paused member, which no reset announces. It is also what moves a
+// WebSocket watch off a member that lost its leader: the gateway's WebSocket
+// proxy does not pass the require-leader header to etcd, and /health answers
+// false without a leader. The defaults are 5s and 5s.
 func WithStreamKeepalive(interval, timeout time.Duration) Option {
 	return func(c *config) error {
 		if interval <= 0 || timeout <= 0 {

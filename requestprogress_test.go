@@ -13,8 +13,16 @@ import (
 )
 
 func TestRequestProgressOnSharedStream(t *testing.T) {
-	s := etcdtest.NewServer(t, etcdtest.Config{TLS: true})
-	c := caClient(t, s)
+	t.Run("HTTP/2", func(t *testing.T) {
+		s := etcdtest.NewServer(t, etcdtest.Config{TLS: true})
+		testRequestProgress(t, caClient(t, s))
+	})
+	t.Run("WebSocket", func(t *testing.T) {
+		testRequestProgress(t, newClient(t, etcdgw.WithKeyPrefix(testPrefix(t))))
+	})
+}
+
+func testRequestProgress(t *testing.T, c *etcdgw.Client) {
 	ctx := testCtx(t)
 
 	// No watch yet: nothing to ask, and no error.
@@ -47,8 +55,8 @@ func TestRequestProgressOnSharedStream(t *testing.T) {
 	assert.Equal(t, "a/x", string(ev[0].Kv.Key))
 }
 
-func TestRequestProgressUnsupportedOverHTTP1(t *testing.T) {
-	c := newClient(t)
+func TestRequestProgressUnsupportedWithoutSharing(t *testing.T) {
+	c := newClient(t, etcdgw.WithWatchMultiplexing(false))
 	ctx := testCtx(t)
 	w := c.WatchDir(ctx, testPrefix(t))
 	require.True(t, next(t, w).Created)

@@ -70,60 +70,51 @@ func TestWatchBacklogCutMidCatchUp(t *testing.T) {
 	require.NoError(t, err)
 	last := end.Header.Revision
 
-	// The first two connections are cut after 2 MB from the server: each
-	// ends in the middle of a response, after at least one whole one,
-	// whatever the watch has passed on to the reader so far.
-	p := proxied(t)
-	p.CutAfter(2<<20, 2<<20)
-	c := newClient(t, etcdgw.WithEndpoints(p.Endpoint("http")), etcdgw.WithKeyPrefix(prefix), etcdgw.WithHealthCheck(time.Second, 1))
-	ch := c.WatchDir(ctx, "b/", etcdgw.WithRev(first))
-	require.True(t, next(t, ch).Created)
-	var got []event
-	prev := int64(0)
-	for prev < last {
-		r := next(t, ch)
-		require.NoError(t, r.Err())
-		assert.False(t, r.Created, "created once, not per reconnect")
-		for _, ev := range r.Events {
-			// A transaction's events share a revision; a later response never
-			// goes back (the comparison with the history below catches repeats).
-			require.GreaterOrEqual(t, ev.Kv.ModRevision, prev)
-			prev = ev.Kv.ModRevision
-			got = append(got, event{ev.Type, string(ev.Kv.Key), string(ev.Kv.Value), ev.Kv.ModRevision})
-		}
-	}
-	assert.Equal(t, int64(2), p.Tripped(), "two connections cut mid catch-up")
-	assert.GreaterOrEqual(t, p.Accepted(), int64(3), "it reconnected after each cut")
-	assert.Len(t, got, txns+puts, "nothing skipped")
 	want := history(t, shared.Endpoint(), prefix+"b/", first, last)
 	for i := range want {
 		want[i].key = strings.TrimPrefix(want[i].key, prefix)
 	}
-	assert.Equal(t, want, got)
-}
-
-func TestWatchSurvivesCutsWhileWriting(t *testing.T) {
-	w, prefix := prefixedClient(t)
-	ctx := testCtx(t)
-	start, err := w.Get(ctx, "x")
-	require.NoError(t, err)
-	from := start.Header.Revision + 1
-	p := proxied(t)
-	c := newClient(t, etcdgw.WithEndpoints(p.Endpoint("http")), etcdgw.WithKeyPrefix(prefix), etcdgw.WithHealthCheck(time.Second, 1))
-	ch := c.WatchDir(ctx, "c/", etcdgw.WithRev(from))
-	require.True(t, next(t, ch).Created)
-
-	last := writeDuring(t, ctx, w, "c/", 400, func(i int) {
-		if i%80 == 40 {
-			p.CutAll()
-		}
-	})
-	got := collect(t, ch, last)
-	want := history(t, shared.Endpoint(), prefix+"c/", from, last)
-	for i := range want {
-		want[i].key = strings.TrimPrefix(want[i].key, prefix)
+	for _, mode := range []struct {
+		name string
+		mux  bool
+	}{{"a request per watch", false}, {"WebSocket", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			// The first two connections are cut after 2 MB from the server:
+			// each ends in the middle of a response, after at least one whole
+			// one, whatever the watch has passed on to the reader so far.
+			p := proxied(t)
+			p.CutAfter(2<<20, 2<<20)
+			c := newClient(t, etcdgw.WithEndpoints(p.Endpoint("http")), etcdgw.WithKeyPrefix(prefix),
+				etcdgw.WithHealthCheck(time.Second, 1), etcdgw.WithWatchMultiplexing(mode.mux))
+			ch := c.WatchDir(ctx, "b/", etcdgw.WithRev(first))
+			require.True(t, next(t, ch).Created)
+			var got []event
+			prev := int64(0)
+			for prev < last {
+				r := next(t, ch)
+				require.NoError(t, r.Err())
+				assert.False(t, r.Created, "created once, not per reconnect")
+				for _, ev := range r.Events {
+					// A transaction's events share a revision; a later response
+					// never goes back (the comparison with the history below
+					// catches repeats).
+					require.GreaterOrEqual(t, ev.Kv.ModRevision, prev)
+					prev = ev.Kv.ModRevision
+					got = append(got, event{ev.Type, string(ev.Kv.Key), string(ev.Kv.Value), ev.Kv.ModRevision})
+				}
+			}
+			if mode.mux {
+				// The WebSocket is a connection of its own, not the one that
+				// asked for /version first.
+				assert.GreaterOrEqual(t, p.Tripped(), int64(1), "a connection cut mid catch-up")
+			} else {
+				assert.Equal(t, int64(2), p.Tripped(), "two connections cut mid catch-up")
+			}
+			assert.GreaterOrEqual(t, p.Accepted(), p.Tripped()+1, "it reconnected after each cut")
+			assert.Len(t, got, txns+puts, "nothing skipped")
+			assert.Equal(t, want, got, "every event once, in order, across cut connections")
+		})
 	}
-	assert.Equal(t, want, got, "every event once, in order, across cut connections")
 }
 
 // streamServer is a fake gateway whose /v3/watch answers are scripted: each
@@ -139,6 +130,12 @@ type streamServer struct {
 func newStreamServer(t *testing.T, scripts ...[]string) *streamServer {
 	s := &streamServer{scripts: scripts, bodies: make(chan string, 16)}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			// Like a proxy that does not pass WebSocket: the watches fall
+			// back to a request each, which the scripts answer.
+			http.Error(w, "no WebSocket here", http.StatusBadRequest)
+			return
+		}
 		switch r.URL.Path {
 		case "/version":
 			io.WriteString(w, `{"etcdserver":"3.5.0","etcdcluster":"3.5.0"}`)

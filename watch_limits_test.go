@@ -13,13 +13,14 @@ import (
 	"github.com/etcdgw/etcdgw/internal/etcdtest"
 )
 
-// A watch message over WithMaxResponseBytes ends the watch with
+// A watch message over WithMaxResponseBytes on a request of its own ends the watch with
 // ErrResponseTooLarge: the client's own limit, final, and nobody's failure.
 func TestWatchMessageOverLimitEndsTheWatch(t *testing.T) {
 	p := proxied(t)
 	url := p.Endpoint("http")
 	prefix := testPrefix(t)
-	c := newClient(t, etcdgw.WithEndpoints(url), etcdgw.WithKeyPrefix(prefix), etcdgw.WithMaxResponseBytes(8<<10))
+	c := newClient(t, etcdgw.WithEndpoints(url), etcdgw.WithKeyPrefix(prefix), etcdgw.WithMaxResponseBytes(8<<10),
+		etcdgw.WithWatchMultiplexing(false))
 	w := newClient(t, etcdgw.WithKeyPrefix(prefix))
 	ctx := testCtx(t)
 	ch := c.Watch(ctx, "big")

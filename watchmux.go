@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +15,8 @@ import (
 	"github.com/etcdgw/etcdgw/internal/wire"
 )
 
-// Over HTTP/2 (https) the gateway's watch is full duplex: one /v3/watch
+// Over HTTP/2 (https) the gateway's watch is full duplex, and over http as a
+// WebSocket (watchws.go): one /v3/watch
 // request can carry many create_request and cancel_request messages while
 // etcd streams the responses of all its watchers back. A client keeps one such
 // stream per endpoint for all its watches; each watch has an ID on it, chosen
@@ -38,10 +41,11 @@ const muxBuffer = 32
 const muxRetryAfter = 10 * time.Minute
 
 // canMultiplex reports whether watches on ep may share a stream: sharing is
-// on, ep speaks HTTP/2 (an https endpoint not heard from yet is asked once),
-// and its shared stream has not failed to start lately.
+// on, its shared stream has not failed to start lately, and ep speaks HTTP/2
+// (an https endpoint not heard from yet is asked once) or, over http, is an
+// etcd that takes a WebSocket (see webSocketOK).
 func (c *Client) canMultiplex(ctx context.Context, ep *endpoint.Endpoint) bool {
-	if c.cfg.noMultiplex || !ep.TLS {
+	if c.cfg.noMultiplex {
 		return false
 	}
 	c.muxMu.Lock()
@@ -50,10 +54,90 @@ func (c *Client) canMultiplex(ctx context.Context, ep *endpoint.Endpoint) bool {
 	if m != nil && time.Now().Before(m.unsharedUntil) {
 		return false
 	}
+	if !ep.TLS {
+		return c.webSocketOK(ctx, ep)
+	}
 	if ep.Proto() == 0 {
 		c.probe(ctx, ep)
 	}
 	return ep.Proto() == 2
+}
+
+// webSocketOK reports whether watches over http to ep may share a WebSocket:
+// its member runs etcd 3.5 or later (a WebSocket crashes etcd 3.4.25 to
+// 3.4.45 run with its default logger, so 3.4 only with
+// WithWebSocketOnEtcd34), and, when the client has an auth token, one that
+// takes it as a Bearer token (3.5.32, 3.6.13, 3.7.0 and later): the
+// gateway's WebSocket proxy passes no other header to etcd.
+func (c *Client) webSocketOK(ctx context.Context, ep *endpoint.Endpoint) bool {
+	if !wsSupported {
+		return false
+	}
+	v := ep.FetchVersion(ctx, versionRetry, func() string { return c.memberVersion(ep) })
+	major, minor, patch, ok := parseVersion(v)
+	switch {
+	case !ok || major < 3 || major == 3 && minor < 4:
+		return false
+	case major == 3 && minor == 4 && !c.cfg.webSocket34:
+		return false
+	}
+	if c.auth == nil && c.headers.Load().token == "" {
+		return true
+	}
+	if major > 3 {
+		return true
+	}
+	switch minor {
+	case 4:
+		return false
+	case 5:
+		return patch >= 32
+	case 6:
+		return patch >= 13
+	}
+	return true
+}
+
+// versionRetry is how long the watches to a member whose version could not be
+// learned use requests of their own before it is asked again.
+const versionRetry = 5 * time.Second
+
+// memberVersion asks ep for its etcd version; "" when it does not answer.
+func (c *Client) memberVersion(ep *endpoint.Endpoint) string {
+	ctx, cancel := context.WithTimeout(c.ctx, probeTimeout)
+	defer cancel()
+	req, err := c.newRequest(ctx, ep, wire.PathVersion, &rpc{method: http.MethodGet, path: wire.PathVersion, rootPath: true, noAuth: true}, c.headers.Load())
+	if err != nil {
+		return ""
+	}
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		return ""
+	}
+	b, err := c.readAll(resp)
+	if err != nil {
+		return ""
+	}
+	defer c.putBuf(b)
+	var v wire.VersionResponse
+	if resp.StatusCode != http.StatusOK || wire.DecodeVersion(b.b, &v) != nil {
+		return ""
+	}
+	return v.Server
+}
+
+// parseVersion splits "3.5.32" (or "3.6.0-alpha.0") into its numbers.
+func parseVersion(v string) (major, minor, patch int, ok bool) {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) != 3 {
+		return 0, 0, 0, false
+	}
+	p, _, _ := strings.Cut(parts[2], "-")
+	var err1, err2, err3 error
+	major, err1 = strconv.Atoi(parts[0])
+	minor, err2 = strconv.Atoi(parts[1])
+	patch, err3 = strconv.Atoi(p)
+	return major, minor, patch, err1 == nil && err2 == nil && err3 == nil
 }
 
 // markUnshared makes the watches to ep use requests of their own for
@@ -78,8 +162,9 @@ type watchMux struct {
 	ep    *endpoint.Endpoint
 	ctx   context.Context         // the stream's request; ending it resets the h2 stream
 	kill  context.CancelCauseFunc // ends ctx, saying why
-	pw    *io.PipeWriter
-	token string // the auth token the stream was opened with
+	pw    *io.PipeWriter          // the request body of an HTTP/2 stream; nil on a WebSocket
+	act   *activity               // when the stream last heard from its member
+	token string                  // the auth token the stream was opened with
 
 	// Guarded by c.muxMu.
 	subs          map[int64]*muxSub
@@ -184,13 +269,12 @@ func (m *watchMux) drop(sub *muxSub) {
 	}
 }
 
-// startMux opens a duplex watch stream to ep. The caller holds c.muxMu.
+// startMux opens a duplex watch stream to ep: an HTTP/2 request over https,
+// a WebSocket over http. The caller holds c.muxMu.
 func (c *Client) startMux(ep *endpoint.Endpoint, prefix string) (*watchMux, error) {
-	pr, pw := io.Pipe()
 	m := &watchMux{
 		c:      c,
 		ep:     ep,
-		pw:     pw,
 		subs:   map[int64]*muxSub{},
 		broken: make(chan struct{}),
 		wake:   make(chan struct{}, 1),
@@ -203,10 +287,23 @@ func (c *Client) startMux(ep *endpoint.Endpoint, prefix string) (*watchMux, erro
 		m.kill(nil)
 		return nil, err
 	}
+	if !ep.TLS {
+		if !c.spawn(func() { m.read(func() (io.ReadCloser, error) { return m.dialWebSocket(req) }) }) {
+			m.kill(nil)
+			return nil, ErrClosed
+		}
+		return m, nil
+	}
+	pr, pw := io.Pipe()
+	m.pw = pw
 	req.Body = pr
 	req.ContentLength = -1
 	req.GetBody = nil
-	if !c.spawn(m.write) || !c.spawn(func() { m.read(req) }) {
+	sink := func(msg []byte) error {
+		_, err := pw.Write(msg)
+		return err
+	}
+	if !c.spawn(func() { m.write(sink) }) || !c.spawn(func() { m.read(func() (io.ReadCloser, error) { return m.roundTrip(req) }) }) {
 		m.kill(nil)
 		return nil, ErrClosed
 	}
@@ -224,13 +321,15 @@ func (m *watchMux) send(msg []byte) {
 	}
 }
 
-// write writes the queued messages to the request body, in order.
-func (m *watchMux) write() {
+// write hands the queued messages to sink, in order, until the stream ends.
+func (m *watchMux) write(sink func([]byte) error) {
 	for {
 		select {
 		case <-m.wake:
 		case <-m.ctx.Done():
-			m.pw.CloseWithError(m.ctx.Err())
+			if m.pw != nil {
+				m.pw.CloseWithError(m.ctx.Err())
+			}
 			return
 		}
 		m.wmu.Lock()
@@ -238,17 +337,17 @@ func (m *watchMux) write() {
 		m.writes = nil
 		m.wmu.Unlock()
 		for _, msg := range batch {
-			if _, err := m.pw.Write(msg); err != nil {
+			if err := sink(msg); err != nil {
 				return // the stream is broken; read reports it
 			}
 		}
 	}
 }
 
-// read sends the request and dispatches the stream's messages to the watches,
-// with a keepalive that ends the stream when it goes silent and its member
-// no longer answers.
-func (m *watchMux) read(req *http.Request) {
+// read opens the stream and dispatches its messages to the watches, with a
+// keepalive that ends the stream when it goes silent and its member no longer
+// answers.
+func (m *watchMux) read(open func() (io.ReadCloser, error)) {
 	c := m.c
 	act := newActivity()
 	guarded := make(chan struct{})
@@ -256,7 +355,8 @@ func (m *watchMux) read(req *http.Request) {
 		defer close(guarded)
 		c.keepalive(m.ctx, m.ep, act, nil, m.kill)
 	}()
-	err := m.readStream(req, act)
+	m.act = act
+	err := m.readStream(open, act)
 	if cause := context.Cause(m.ctx); errors.Is(cause, errStreamStalled) || errors.Is(cause, errNoCreated) {
 		err = fmt.Errorf("%s: %w", m.ep.URL, cause)
 	}
@@ -269,27 +369,40 @@ func (m *watchMux) read(req *http.Request) {
 	c.muxMu.Unlock()
 	m.kill(nil)
 	<-guarded
-	m.pw.CloseWithError(err) // unblocks a write the transport no longer reads
+	if m.pw != nil {
+		m.pw.CloseWithError(err) // unblocks a write the transport no longer reads
+	}
 	close(m.broken)
 }
 
 // errCutMidLine ends a shared stream that broke inside a message.
 var errCutMidLine = errors.New("stream cut inside a message")
 
-func (m *watchMux) readStream(req *http.Request, act *activity) error {
+// roundTrip sends the HTTP/2 request of the stream and returns the body of
+// its answer.
+func (m *watchMux) roundTrip(req *http.Request) (io.ReadCloser, error) {
+	resp, err := m.c.transport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	m.ep.SetProto(resp.ProtoMajor)
+	m.act.touch()
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(watchedBody{resp.Body, m.act}, 64<<10))
+		return nil, newError(wire.ParseErrorBody(resp.StatusCode, b), m.ep.URL)
+	}
+	return resp.Body, nil
+}
+
+func (m *watchMux) readStream(open func() (io.ReadCloser, error), act *activity) error {
 	c := m.c
-	resp, err := c.transport.RoundTrip(req)
+	rc, err := open()
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	m.ep.SetProto(resp.ProtoMajor)
-	act.touch()
-	body := watchedBody{resp.Body, act}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
-		return newError(wire.ParseErrorBody(resp.StatusCode, b), m.ep.URL)
-	}
+	defer rc.Close()
+	body := watchedBody{rc, act}
 	lr := wire.NewLineReader(body, 4096, c.maxBody)
 	for {
 		line, err := lr.Next()
@@ -525,9 +638,12 @@ func (m *watchMux) broadcastProgress(msg *wire.WatchResponse, size int) {
 // that have the fix.
 //
 // It returns an error wrapping errors.ErrUnsupported when watches cannot
-// share a duplex stream: plain http endpoints, https ones that answered over
-// HTTP/1.1, or WithWatchMultiplexing(false). With no watch running there is
-// nothing to ask, and it returns nil.
+// share a duplex stream (an HTTP/2 stream over https, a WebSocket over http):
+// https endpoints that answered over HTTP/1.1, a build without WebSocket
+// (js), or WithWatchMultiplexing(false). Watches to members that cannot take
+// a WebSocket (etcd 3.4, a proxy that refuses the upgrade) run on requests of
+// their own and get no notification. With no watch running there is nothing
+// to ask, and it returns nil.
 func (c *Client) RequestProgress(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("etcdgw: RequestProgress: %w", err)
@@ -547,7 +663,7 @@ func (c *Client) RequestProgress(ctx context.Context) error {
 	if sent || c.duplexPossible() {
 		return nil
 	}
-	return fmt.Errorf("etcdgw: RequestProgress: watches do not share a duplex stream (plain http, HTTP/1.1 or WithWatchMultiplexing(false)): %w", errors.ErrUnsupported)
+	return fmt.Errorf("etcdgw: RequestProgress: watches do not share a duplex stream (HTTP/1.1 over https, no WebSocket, or WithWatchMultiplexing(false)): %w", errors.ErrUnsupported)
 }
 
 // duplexPossible reports whether some endpoint may carry a shared watch
@@ -557,7 +673,7 @@ func (c *Client) duplexPossible() bool {
 		return false
 	}
 	for _, ep := range c.ring.Endpoints() {
-		if ep.TLS && ep.Proto() != 1 {
+		if ep.TLS && ep.Proto() != 1 || !ep.TLS && wsSupported {
 			return true
 		}
 	}

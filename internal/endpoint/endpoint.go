@@ -38,6 +38,65 @@ type Endpoint struct {
 	// EmptyErrors records whether the endpoint answers errors with an empty
 	// reply (etcd 3.4.23's gateway): 1 yes, -1 no, 0 not known.
 	EmptyErrors atomic.Int32
+
+	version atomic.Pointer[string]
+	vmu     sync.Mutex
+	vfetch  *versionCall // the fetch of the version in flight
+	vfailed time.Time    // when the last fetch found nothing
+}
+
+type versionCall struct {
+	done chan struct{}
+	v    string
+}
+
+// SetVersion records the member's etcd version, as its /version answered.
+func (e *Endpoint) SetVersion(v string) { e.version.Store(&v) }
+
+// Version is the member's etcd version, or "" if not known yet.
+func (e *Endpoint) Version() string {
+	if p := e.version.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// FetchVersion returns the member's version, running fetch to learn it when
+// it is not known: concurrent callers share one fetch, and after a fetch that
+// found nothing the others return "" for retryAfter instead of asking again.
+func (e *Endpoint) FetchVersion(ctx context.Context, retryAfter time.Duration, fetch func() string) string {
+	if v := e.Version(); v != "" {
+		return v
+	}
+	e.vmu.Lock()
+	if call := e.vfetch; call != nil {
+		e.vmu.Unlock()
+		select {
+		case <-call.done:
+			return call.v
+		case <-ctx.Done():
+			return ""
+		}
+	}
+	if time.Since(e.vfailed) < retryAfter {
+		e.vmu.Unlock()
+		return ""
+	}
+	call := &versionCall{done: make(chan struct{})}
+	e.vfetch = call
+	e.vmu.Unlock()
+	call.v = fetch()
+	if call.v != "" {
+		e.SetVersion(call.v)
+	}
+	e.vmu.Lock()
+	e.vfetch = nil
+	if call.v == "" {
+		e.vfailed = time.Now()
+	}
+	e.vmu.Unlock()
+	close(call.done)
+	return call.v
 }
 
 // SetProto records the HTTP major version an answer came with.

@@ -61,6 +61,9 @@ type HTTPProxyConfig struct {
 	// certificate of these certificates, over HTTP/2 and HTTP/1.1; nil
 	// serves plain HTTP/1.1.
 	Certs *Certs
+	// NoWebSocket makes the proxy answer a WebSocket upgrade 400 Bad
+	// Request, like a proxy that does not pass WebSocket.
+	NoWebSocket bool
 }
 
 // HTTPProxy is an HTTP reverse proxy on a loopback port in front of an etcd
@@ -78,6 +81,8 @@ type HTTPProxy struct {
 	served    chan struct{} // closed when Serve returns
 	handlers  sync.WaitGroup
 	cuts      atomic.Int64
+	noWS      bool
+	refusedWS atomic.Int64
 
 	mu        sync.Mutex
 	closing   bool
@@ -128,6 +133,7 @@ func NewHTTPProxy(target string, cfg HTTPProxyConfig) (*HTTPProxy, error) {
 			ForceAttemptHTTP2: true,
 		},
 		served: make(chan struct{}),
+		noWS:   cfg.NoWebSocket,
 		counts: make(map[string]int),
 		live:   make(map[*faultWriter]struct{}),
 	}
@@ -351,7 +357,19 @@ func (p *HTTPProxy) takeLineCut(path string) bool {
 	return ok
 }
 
+// RefusedUpgrades returns how many WebSocket upgrades the proxy refused
+// (HTTPProxyConfig.NoWebSocket).
+func (p *HTTPProxy) RefusedUpgrades() int64 { return p.refusedWS.Load() }
+
 func (p *HTTPProxy) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, req *http.Request) {
+	if p.noWS && req.Header.Get("Upgrade") != "" {
+		p.refusedWS.Add(1)
+		p.mu.Lock()
+		p.counts[req.URL.Path]++
+		p.mu.Unlock()
+		http.Error(w, "etcdtest: no WebSocket through this proxy", http.StatusBadRequest)
+		return
+	}
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
 	fw := &faultWriter{ResponseWriter: w, p: p, cancel: cancel}
