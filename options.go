@@ -306,7 +306,10 @@ func WithAttemptTimeout(d time.Duration) Option {
 // duplex stream (HTTP/2 over https), the default, or each watch is a request
 // of its own. Turn it off behind a proxy that buffers request bodies, where a
 // shared stream never starts; the client also falls back by itself when a
-// shared stream does not confirm a watch in time.
+// shared stream does not confirm a watch in time. It also sets whether the
+// renewals of KeepAlive loops share one duplex stream per member; they fall
+// back by themselves to a request per renewal when that stream does not
+// answer in time.
 func WithWatchMultiplexing(on bool) Option {
 	return func(c *config) error {
 		c.noMultiplex = !on
