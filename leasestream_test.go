@@ -151,3 +151,43 @@ func TestLeaseStreamOffWithoutMultiplexing(t *testing.T) {
 	assert.GreaterOrEqual(t, kc.short.Load(), int64(2*len(ids)), "a short request per renewal")
 	allAlive(t, ctx, c, ids)
 }
+
+// silentStreams holds every keepalive stream's answer back until the stream
+// ends, as a proxy that buffers request bodies does; short requests pass.
+type silentStreams struct{ keepaliveCounter }
+
+func (s *silentStreams) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/lease/keepalive") && req.ContentLength < 0 {
+		s.streams.Add(1)
+		<-req.Context().Done()
+		return nil, req.Context().Err()
+	}
+	return s.keepaliveCounter.RoundTrip(req)
+}
+
+func TestLeaseStreamSilentFallsBack(t *testing.T) {
+	s := etcdtest.NewServer(t, etcdtest.Config{TLS: true})
+	var ss silentStreams
+	var failed atomic.Int64
+	obs := etcdgw.Observer{KeepAlive: func(_ context.Context, k etcdgw.KeepAliveInfo) {
+		if k.Err != nil {
+			failed.Add(1)
+		}
+	}}
+	c := caClient(t, s, etcdgw.WithObserver(obs),
+		etcdgw.WithTransport(func(rt http.RoundTripper) http.RoundTripper { ss.next = rt; return &ss }))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	ids, chans := keepAliveAll(t, ctx, c, 5, 3)
+	// A renewal left unanswered on the stream is sent as a short request
+	// before the lease expires: over two TTLs, none is lost.
+	for range 7 {
+		renewedOnce(t, chans, 10*time.Second)
+	}
+	allAlive(t, ctx, c, ids)
+	assert.Zero(t, failed.Load(), "a renewal the stream did not answer fell back within the same renewal")
+	assert.Equal(t, int64(1), ss.streams.Load(), "a stream that never answered is not opened again soon")
+	assert.GreaterOrEqual(t, ss.short.Load(), int64(8*len(ids)), "every renewal was a short request")
+	streams, _ := etcdgw.LeaseStreams(c)
+	assert.Zero(t, streams)
+}
