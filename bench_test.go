@@ -45,29 +45,104 @@ import (
 const benchChildEnv = "ETCDGW_BENCH_SERVER"
 
 // serveBenchChild runs the benchmarks' etcd when this process is the child
-// that startBenchServer launched: it prints the endpoint, serves until its
-// stdin closes, and reports true. Otherwise it reports false at once.
+// that startBenchChild launched: it prints the endpoint (and, serving https,
+// the CA file on a second line), serves until its stdin closes, and reports
+// true. Otherwise it reports false at once.
 func serveBenchChild() bool {
-	if os.Getenv(benchChildEnv) != "1" {
+	mode := os.Getenv(benchChildEnv)
+	if mode != "1" && mode != "tls" {
 		return false
 	}
-	s, err := etcdtest.StartServer(etcdtest.Config{Name: "bench", QuotaBackendBytes: 8 << 30})
+	s, err := etcdtest.StartServer(etcdtest.Config{Name: "bench", QuotaBackendBytes: 8 << 30, TLS: mode == "tls"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench server:", err)
 		os.Exit(1)
 	}
 	fmt.Println(s.Endpoint())
+	if mode == "tls" {
+		fmt.Println(s.Certs().CAFile)
+	}
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes it or exits
 	s.Close()
 	return true
 }
 
-var bench struct {
+// benchChild is an etcd in a child process.
+type benchChild struct {
 	once     sync.Once
 	err      error
 	cmd      *exec.Cmd
 	stdin    io.Closer
 	endpoint string
+	caFile   string // serving https: the CA that signed its certificate
+}
+
+// start launches the child the first time; mode is "1" for http, "tls"
+// for https.
+func (bc *benchChild) start(b *testing.B, mode string) {
+	bc.once.Do(func() {
+		exe, err := os.Executable()
+		if err != nil {
+			bc.err = err
+			return
+		}
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), benchChildEnv+"="+mode)
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			bc.err = err
+			return
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			bc.err = err
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			bc.err = err
+			return
+		}
+		r := bufio.NewReader(out)
+		line, err := r.ReadString('\n')
+		ca := ""
+		if err == nil && mode == "tls" {
+			ca, err = r.ReadString('\n')
+		}
+		if err != nil {
+			in.Close()
+			_ = cmd.Wait()
+			bc.err = fmt.Errorf("bench server did not start: %v", err)
+			return
+		}
+		bc.cmd, bc.stdin = cmd, in
+		bc.endpoint, bc.caFile = strings.TrimSpace(line), strings.TrimSpace(ca)
+	})
+	if bc.err != nil {
+		b.Fatal(bc.err)
+	}
+}
+
+// cpu is the CPU time the child has used, in nanoseconds (10 ms steps; 0
+// where it cannot be read or before it started).
+func (bc *benchChild) cpu() int64 {
+	if bc.cmd == nil {
+		return 0
+	}
+	return childCPU(bc.cmd.Process.Pid)
+}
+
+// stop ends the child, if it was started.
+func (bc *benchChild) stop() {
+	if bc.cmd != nil {
+		bc.stdin.Close()
+		_ = bc.cmd.Wait()
+	}
+}
+
+var bench struct {
+	benchChild // the plain-http etcd of most benchmarks
+	tls        benchChild
 
 	dirOnce, watchOnce sync.Once
 	dirErr, watchErr   error
@@ -76,59 +151,25 @@ var bench struct {
 
 // benchEndpoint returns the child etcd's endpoint, starting it the first time.
 func benchEndpoint(b *testing.B) string {
-	bench.once.Do(func() {
-		exe, err := os.Executable()
-		if err != nil {
-			bench.err = err
-			return
-		}
-		cmd := exec.Command(exe)
-		cmd.Env = append(os.Environ(), benchChildEnv+"=1")
-		cmd.Stderr = os.Stderr
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			bench.err = err
-			return
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			bench.err = err
-			return
-		}
-		if err := cmd.Start(); err != nil {
-			bench.err = err
-			return
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil {
-			in.Close()
-			_ = cmd.Wait()
-			bench.err = fmt.Errorf("bench server did not start: %v", err)
-			return
-		}
-		bench.cmd, bench.stdin, bench.endpoint = cmd, in, strings.TrimSpace(line)
-	})
-	if bench.err != nil {
-		b.Fatal(bench.err)
-	}
+	bench.start(b, "1")
 	return bench.endpoint
 }
 
-// serverCPU is the CPU time the child etcd has used, in nanoseconds (10 ms
-// steps; 0 where it cannot be read).
-func serverCPU() int64 {
-	if bench.cmd == nil {
-		return 0
-	}
-	return childCPU(bench.cmd.Process.Pid)
+// benchTLSEndpoint returns the https endpoint of a second child etcd and
+// the file of its CA, starting it the first time.
+func benchTLSEndpoint(b *testing.B) (endpoint, caFile string) {
+	bench.tls.start(b, "tls")
+	return bench.tls.endpoint, bench.tls.caFile
 }
 
-// stopBenchServer ends the child etcd, if one was started.
+// serverCPU is the CPU time the plain child etcd has used, in nanoseconds
+// (10 ms steps; 0 where it cannot be read).
+func serverCPU() int64 { return bench.cpu() }
+
+// stopBenchServer ends the child etcds that were started.
 func stopBenchServer() {
-	if bench.cmd != nil {
-		bench.stdin.Close()
-		_ = bench.cmd.Wait()
-	}
+	bench.stop()
+	bench.tls.stop()
 }
 
 func benchGW(b *testing.B, opts ...etcdgw.Option) *etcdgw.Client {

@@ -56,6 +56,10 @@ type Client struct {
 	muxes     map[*endpoint.Endpoint]*watchMux // duplex watch streams, over HTTP/2
 	evictions atomic.Int64                     // slow watches dropped from a stream and resubscribed
 
+	leaseMu       sync.Mutex
+	leaseStreams  map[*endpoint.Endpoint]*leaseStream // duplex keepalive streams, over HTTP/2
+	leaseUnshared map[*endpoint.Endpoint]time.Time    // endpoints whose stream never answered, until when
+
 	coal *coalescer // WithReadCoalescing
 
 	pageHook func() // tests: called after each ReadDir page

@@ -75,3 +75,17 @@ func FailEndpoint(c *Client, url string) {
 	}
 	panic("no endpoint " + url)
 }
+
+// LeaseStreams reports the client's duplex keepalive streams and the
+// KeepAlive loops holding each.
+func LeaseStreams(c *Client) (streams, loops int) {
+	c.leaseMu.Lock()
+	defer c.leaseMu.Unlock()
+	for _, s := range c.leaseStreams {
+		if !s.dead {
+			streams++
+			loops += s.refs
+		}
+	}
+	return streams, loops
+}

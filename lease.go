@@ -180,6 +180,12 @@ const (
 // closes, or the lease is gone: revoked, expired, or not renewed for its whole
 // TTL because etcd could not be reached. A holder of the lease (a lock, a
 // leader) must stop acting on it when the channel closes.
+//
+// Over https (HTTP/2) the renewals of the client's KeepAlive loops to one
+// member share one duplex stream, a line each way per renewal, unless
+// WithWatchMultiplexing(false); a renewal the stream does not answer within
+// its attempt timeout, or whose stream breaks, is sent again at once as a
+// request of its own.
 // [lua-resty-etcd: keepalive, which renews once]
 func (c *Client) KeepAlive(ctx context.Context, id LeaseID) (<-chan *LeaseKeepAliveResponse, error) {
 	sent := time.Now()
@@ -215,6 +221,7 @@ type keepAlive struct {
 	deadline time.Time // when the lease expires if no renewal lands before
 	next     time.Time // when to renew
 	fails    int
+	shared   *leaseStream // the duplex stream it renews on, if any
 }
 
 // period is the time between renewals: a third of the TTL.
@@ -223,6 +230,7 @@ func (k *keepAlive) period() time.Duration {
 }
 
 func (k *keepAlive) run(ctx context.Context) {
+	defer k.dropStream()
 	t := time.NewTimer(time.Until(k.next))
 	defer t.Stop()
 	for {
@@ -240,7 +248,7 @@ func (k *keepAlive) run(ctx context.Context) {
 		// An attempt must not outlive the lease: past the deadline it is lost
 		// anyway, and the channel must say so on time.
 		actx, cancel := context.WithDeadline(ctx, k.deadline)
-		r, err := k.c.KeepAliveOnce(actx, k.id)
+		r, err := k.renew(actx)
 		cancel()
 		if o := k.c.cfg.observer; o != nil && o.KeepAlive != nil && ctx.Err() == nil {
 			info := KeepAliveInfo{ID: k.id, Err: err, Duration: time.Since(now)}

@@ -311,7 +311,10 @@ func WithAttemptTimeout(d time.Duration) Option {
 // request per watch. Turn it off behind a proxy that buffers request bodies,
 // where a shared stream never starts; the client also falls back by itself
 // when a shared stream does not confirm a watch in time or a WebSocket
-// upgrade is refused.
+// upgrade is refused. It also sets whether the renewals of KeepAlive loops
+// share one duplex HTTP/2 stream per https member; they fall back by
+// themselves to a request per renewal when that stream does not answer in
+// time.
 func WithWatchMultiplexing(on bool) Option {
 	return func(c *config) error {
 		c.noMultiplex = !on
