@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The performance suite of issue 6: decoder microbenchmarks, unary Get/Set at
-# 1, 16 and 64 goroutines, ReadDir of 20,000 keys and a watch replay of 20,000
-# events, each against its baselines in the same run. Prints benchstat's table,
+# The performance suite of issues 6 and 16: decoder microbenchmarks, unary
+# Get at 1, 16, 64 and 256 goroutines and Set at 1, 16 and 64, ReadDir of
+# 20,000 keys and a watch replay of 20,000 events, each against its
+# baselines in the same run. Prints benchstat's table,
 # then etcdgw's ratio to every baseline beside the targets. About 7 minutes
 # on 2 cores. Run from anywhere: bash scripts/bench.sh
 #   COUNT=6     runs of each benchmark (benchstat wants 6 for its intervals)
