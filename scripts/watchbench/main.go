@@ -23,7 +23,8 @@
 //     how many of the puts a watch delivered;
 //   - etcd heap, goroutines and fds: go_memstats_heap_inuse_bytes,
 //     go_goroutines and process_open_fds from etcd's /metrics with the
-//     watches idle, before the writer starts.
+//     watches idle, before the writer starts, once etcd's goroutine count
+//     has settled (WATCHBENCH_TRACE=1 prints each reading).
 //
 // Run it through scripts/bench.sh, which raises the file limit first (each
 // watch over plain HTTP/1.1 is its own connection until watches share a
@@ -256,7 +257,7 @@ func measure[C any](r *result, c watcher[C], srv *etcdProc, endpoint string, rat
 		r.err = err
 		return
 	}
-	if r.etcd, err = scrape(srv.HTTP); err != nil {
+	if r.etcd, err = settled(srv.HTTP); err != nil {
 		r.err = err
 		return
 	}
@@ -501,6 +502,32 @@ func connsTo(port int) (int, error) {
 	}
 	return count, nil
 }
+
+// settled scrapes etcd's /metrics every half second until its goroutine
+// count holds within 1% across a second, for at most 30 seconds, and returns
+// the last reading: right after the last created response etcd is still
+// finishing the work of the creation.
+func settled(endpoint string) (etcdMetrics, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	var seen []int64
+	for {
+		m, err := scrape(endpoint)
+		if err != nil {
+			return m, err
+		}
+		seen = append(seen, m.goroutines)
+		if os.Getenv("WATCHBENCH_TRACE") != "" {
+			fmt.Fprintf(os.Stderr, "etcd: %d goroutines, heap inuse %d MiB, %d fds\n", m.goroutines, m.heapInuse>>20, m.fds)
+		}
+		if k := len(seen); k >= 3 && within(seen[k-3], m.goroutines) && within(seen[k-2], m.goroutines) || time.Now().After(deadline) {
+			return m, nil
+		}
+		// Polling etcd, which says nothing when it is done.
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func within(a, b int64) bool { return 100*(max(a, b)-min(a, b)) <= max(a, b) }
 
 // etcdMetrics are the numbers read from etcd's /metrics.
 type etcdMetrics struct{ heapInuse, goroutines, fds int64 }
