@@ -86,14 +86,27 @@ func main() {
 		*n, *rate, *dur, runtime.Version(), version.Version, runtime.NumCPU(), fileLimit())
 	fmt.Println("| contender | watches | conns to etcd | heap/watch | stack/watch | goroutines/watch | create | p50 | p99 | delivered | etcd heap inuse | etcd goroutines | etcd fds |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var notes []string
+	failed := false
 	for _, name := range strings.Split(*only, ",") {
 		r := runContender(strings.TrimSpace(name), *n, *rate, *dur, *create)
 		fmt.Println(r.row())
+		if r.err != nil {
+			notes = append(notes, r.name+": "+r.err.Error())
+			failed = failed || r.created < r.n
+		}
 		// Let the closed client's memory and connections go before the
 		// next contender measures its own.
 		runtime.GC()
 	}
-	fmt.Printf("\nwall time %.1fs\n", time.Since(start).Seconds())
+	fmt.Println()
+	for _, note := range notes {
+		fmt.Println("note:", note)
+	}
+	fmt.Printf("wall time %.1fs\n", time.Since(start).Seconds())
+	if failed {
+		os.Exit(1)
+	}
 }
 
 func envInt(name string, def int) int {
@@ -103,7 +116,8 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// result is one contender's row; err, when set, says where it stopped, and
+// result is one contender's row; err, when set, says where it stopped or
+// what went wrong (a writer that fell behind, events not delivered), and
 // the fields measured before that are still printed.
 type result struct {
 	name        string
@@ -138,11 +152,7 @@ func (r *result) row() string {
 		cells[8] = fmtDur(r.p99)
 		cells[9] = fmt.Sprintf("%d/%d", r.recv, r.sent)
 	}
-	row := "| " + strings.Join(cells, " | ") + " |"
-	if r.err != nil {
-		row += "\n\n" + r.name + " failed: " + strings.ReplaceAll(r.err.Error(), "\n", " ") + "\n"
-	}
-	return row
+	return "| " + strings.Join(cells, " | ") + " |"
 }
 
 func fmtDur(d time.Duration) string {
@@ -167,6 +177,10 @@ type watcher[C any] interface {
 
 func runContender(name string, n, rate int, dur, createTimeout time.Duration) (r result) {
 	r.name, r.n = name, n
+	if name != "etcdgw-http" && name != "etcdgw-https" && name != "clientv3" {
+		r.err = fmt.Errorf("unknown contender %q: etcdgw-http, etcdgw-https or clientv3", name)
+		return r
+	}
 	srv, err := startEtcd()
 	if err != nil {
 		r.err = err
@@ -198,8 +212,6 @@ func runContender(name string, n, rate int, dur, createTimeout time.Duration) (r
 		}
 		defer c.close()
 		measure(&r, c, srv, srv.HTTP, rate, dur, createTimeout)
-	default:
-		r.err = fmt.Errorf("unknown contender %q", name)
 	}
 	return r
 }
