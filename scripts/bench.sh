@@ -14,7 +14,7 @@
 # table. About 2 minutes at 10,000.
 #   WATCHES=N   watches per contender (default 10000)
 #   further arguments go to watchbench: -rate 1000 -duration 10s
-#               -contenders etcdgw-http,etcdgw-https,clientv3
+#               -contenders etcdgw-http,etcdgw-https,clientv3 -heapprofile FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -33,7 +33,9 @@
 //	bash scripts/bench.sh watches            # N=10000
 //	WATCHES=1000 bash scripts/bench.sh watches
 //
-// or directly: go run ./scripts/watchbench -n 1000. It is a program, not a
+// or directly: go run ./scripts/watchbench -n 1000. -heapprofile FILE writes
+// each contender's heap profile with its watches idle to FILE.contender, for
+// `go tool pprof -sample_index=inuse_space`. It is a program, not a
 // test, so `go test ./...` never runs it. Linux only (it reads /proc).
 package main
 
@@ -51,6 +53,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +81,7 @@ func main() {
 	rate := flag.Int("rate", 1000, "events per second in the latency phase")
 	dur := flag.Duration("duration", 10*time.Second, "length of the latency phase")
 	create := flag.Duration("create-timeout", 3*time.Minute, "bound on creating the watches of one contender")
+	flag.StringVar(&heapProfile, "heapprofile", "", "write each contender's heap profile, with its watches idle, to this file name + \".\" + contender")
 	only := flag.String("contenders", "etcdgw-http,etcdgw-https,clientv3", "comma-separated contenders to run, in order")
 	flag.Parse()
 
@@ -108,6 +112,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// heapProfile is the -heapprofile flag.
+var heapProfile string
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -265,6 +272,12 @@ func measure[C any](r *result, c watcher[C], srv *etcdProc, endpoint string, rat
 	r.heap = float64(int64(mem1.HeapAlloc)-int64(mem0.HeapAlloc)) / float64(n)
 	r.stack = float64(int64(mem1.StackInuse)-int64(mem0.StackInuse)) / float64(n)
 	r.goroutines = float64(g1-g0) / float64(n)
+	if heapProfile != "" {
+		if err := writeHeapProfile(heapProfile + "." + r.name); err != nil {
+			r.err = err
+			return
+		}
+	}
 	if r.conns, err = connsTo(etcdPort); err != nil {
 		r.err = err
 		return
@@ -293,6 +306,18 @@ func memAfterGC() (runtime.MemStats, int) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m, runtime.NumGoroutine()
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // latency writes rate events per second for dur, each to the next watch of a
