@@ -83,7 +83,7 @@ func New(opts ...Option) (*Client, error) {
 		failTimeout:      DefaultFailTimeout,
 		maxFails:         1,
 		maxResponseBytes: DefaultMaxResponseBytes,
-		watchBuffer:      16,
+		watchBuffer:      2,
 		dialTimeout:      DefaultDialTimeout,
 		streamIdle:       DefaultStreamKeepaliveInterval,
 		streamTimeout:    DefaultStreamKeepaliveTimeout,

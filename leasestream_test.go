@@ -24,7 +24,7 @@ type keepaliveCounter struct {
 
 func (k *keepaliveCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if strings.HasSuffix(req.URL.Path, "/lease/keepalive") {
-		if req.ContentLength < 0 {
+		if req.ContentLength < 0 || req.Header.Get("Upgrade") != "" {
 			k.streams.Add(1)
 		} else {
 			k.short.Add(1)
@@ -188,6 +188,60 @@ func TestLeaseStreamSilentFallsBack(t *testing.T) {
 	assert.Zero(t, failed.Load(), "a renewal the stream did not answer fell back within the same renewal")
 	assert.Equal(t, int64(1), ss.streams.Load(), "a stream that never answered is not opened again soon")
 	assert.GreaterOrEqual(t, ss.short.Load(), int64(8*len(ids)), "every renewal was a short request")
+	streams, _ := etcdgw.LeaseStreams(c)
+	assert.Zero(t, streams)
+}
+
+// Over plain http the renewals share a WebSocket, as the watches do.
+func TestKeepAlivesShareOneWebSocket(t *testing.T) {
+	p := proxied(t)
+	var kc keepaliveCounter
+	c := newClient(t, etcdgw.WithEndpoints(p.Endpoint("http")), kc.option())
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	const n = 100
+	ids, chans := keepAliveAll(t, ctx, c, n, 2)
+	for range 3 {
+		renewedOnce(t, chans, 10*time.Second)
+	}
+	streams, loops := etcdgw.LeaseStreams(c)
+	assert.Equal(t, 1, streams, "one WebSocket for every lease")
+	assert.Equal(t, n, loops)
+	assert.Equal(t, int64(1), kc.streams.Load())
+	assert.Less(t, kc.short.Load(), int64(n+n/10), "renewals went on the WebSocket")
+	assert.LessOrEqual(t, p.Conns(), 2, "the WebSocket and the pooled connection of the short requests")
+	allAlive(t, ctx, c, ids)
+
+	// Cuts of the WebSocket lose no lease; the renewals come back to one.
+	for round := range 2 {
+		accepted := p.Accepted()
+		p.CutAll()
+		renewedOnce(t, chans, 10*time.Second)
+		renewedOnce(t, chans, 10*time.Second)
+		assert.Greater(t, p.Accepted(), accepted, "round %d: reconnected", round)
+	}
+	allAlive(t, ctx, c, ids)
+	require.Eventually(t, func() bool { s, l := etcdgw.LeaseStreams(c); return s == 1 && l == n }, 10*time.Second, 10*time.Millisecond,
+		"the renewals are back on one WebSocket")
+	cancel()
+	require.Eventually(t, func() bool { s, _ := etcdgw.LeaseStreams(c); return s == 0 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// Behind a proxy that refuses the upgrade the renewals stay short requests,
+// and the upgrade is not tried again for each one.
+func TestLeaseWebSocketRefusedFallsBack(t *testing.T) {
+	hp, err := etcdtest.NewHTTPProxy(shared.Endpoint(), etcdtest.HTTPProxyConfig{NoWebSocket: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { hp.Close() })
+	c := newClient(t, etcdgw.WithEndpoints(hp.Endpoint()))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	ids, chans := keepAliveAll(t, ctx, c, 10, 2)
+	for range 3 {
+		renewedOnce(t, chans, 10*time.Second)
+	}
+	allAlive(t, ctx, c, ids)
+	assert.Equal(t, int64(1), hp.RefusedUpgrades(), "refused once, then short requests")
 	streams, _ := etcdgw.LeaseStreams(c)
 	assert.Zero(t, streams)
 }

@@ -34,7 +34,7 @@ import (
 // moves its member's watches to requests of their own for muxRetryAfter.
 
 // muxBuffer is how many messages a multiplexed watch may hold unread.
-const muxBuffer = 32
+const muxBuffer = 16
 
 // muxRetryAfter is how long the watches to a member whose shared stream
 // confirmed nothing use requests of their own before sharing is tried again.
@@ -184,7 +184,7 @@ type watchMux struct {
 // muxSub is one watch on a multiplexed stream.
 type muxSub struct {
 	id   int64
-	in   chan muxMsg
+	in   chan *muxMsg  // pointers: a buffer of muxBuffer values would be 3.5 KiB a watch
 	stop chan struct{} // closed when the stream dropped this watch
 	// tooLarge is why it was dropped when a message for it was over the
 	// client's limit; nil when it was dropped for falling behind. Set before
@@ -226,7 +226,7 @@ func (c *Client) subscribe(w *watcher, ep *endpoint.Endpoint, req *wire.WatchCre
 		c.muxes[ep] = m
 	}
 	m.nextID++
-	sub := &muxSub{id: m.nextID, in: make(chan muxMsg, muxBuffer), stop: make(chan struct{})}
+	sub := &muxSub{id: m.nextID, in: make(chan *muxMsg, muxBuffer), stop: make(chan struct{})}
 	m.subs[sub.id] = sub
 	m.creates = append(m.creates, sub)
 	r := *req
@@ -467,7 +467,7 @@ func (m *watchMux) dispatch(msg *wire.WatchResponse, size int) {
 		return
 	}
 	select {
-	case sub.in <- muxMsg{*msg, size}:
+	case sub.in <- &muxMsg{*msg, size}:
 		if msg.Canceled {
 			// etcd ended this watch: it stops here and sends nothing more.
 			sub.gone = true
@@ -512,16 +512,28 @@ func (w *watcher) muxStream(ep *endpoint.Endpoint) watchEnd {
 	// A proxy that buffers request bodies holds the shared stream back for
 	// good: without a created answer in time, the watch asks its member
 	// whether it is there at all.
+	// Once the watch runs, the timer goes: an idle watch holds as little
+	// as it can, which counts with thousands of them.
 	confirm := time.NewTimer(c.cfg.streamIdle + c.cfg.streamTimeout)
-	defer confirm.Stop()
+	confirmed := confirm.C
+	defer func() {
+		if confirm != nil {
+			confirm.Stop()
+		}
+	}()
 	for {
 		select {
 		case msg := <-sub.in:
 			if end, over := w.handle(&msg.m, msg.size, ep); over {
 				return end
 			}
-		case <-confirm.C:
+			if confirm != nil && w.running.Load() {
+				confirm.Stop()
+				confirm, confirmed = nil, nil
+			}
+		case <-confirmed:
 			if w.running.Load() {
+				confirm, confirmed = nil, nil
 				continue
 			}
 			end := w.end(watchNoCreated, fmt.Errorf("%s: %w", ep.URL, errNoCreated))
@@ -622,7 +634,7 @@ func (m *watchMux) broadcastProgress(msg *wire.WatchResponse, size int) {
 			continue
 		}
 		select {
-		case sub.in <- muxMsg{*msg, size}:
+		case sub.in <- &muxMsg{*msg, size}:
 		default:
 		}
 	}

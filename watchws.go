@@ -10,6 +10,8 @@ import (
 	"net/http"
 
 	"github.com/coder/websocket"
+
+	"github.com/etcdgw/etcdgw/internal/endpoint"
 )
 
 // Over plain http the gateway's watch is full duplex only as a WebSocket:
@@ -22,11 +24,26 @@ import (
 const wsSupported = true
 
 // dialWebSocket opens the stream as a WebSocket on req's URL, starts its
-// writer, and returns its messages as lines. An upgrade that something on
-// the way refuses (a proxy that does not pass WebSocket) ends the stream with
-// errNoCreated, which moves the member's watches to requests of their own.
+// writer, and returns its messages as lines.
 func (m *watchMux) dialWebSocket(req *http.Request) (io.ReadCloser, error) {
-	c := m.c
+	lines, sink, err := m.c.openWebSocket(m.ctx, m.ep, req, m.token, m.act)
+	if err != nil {
+		return nil, err
+	}
+	if !m.c.spawn(func() { m.write(sink) }) {
+		lines.Close()
+		return nil, ErrClosed
+	}
+	return lines, nil
+}
+
+// openWebSocket opens a gateway stream as a WebSocket on req's URL, and
+// returns its messages as lines and the function that sends one message (a
+// line or several). ctx bounds the WebSocket's life. An upgrade that
+// something on the way refuses (a proxy that does not pass WebSocket) is an
+// error wrapping errNoCreated, which moves the member's streams to requests
+// of their own. act, when not nil, hears of the answer.
+func (c *Client) openWebSocket(ctx context.Context, ep *endpoint.Endpoint, req *http.Request, token string, act *activity) (io.ReadCloser, func([]byte) error, error) {
 	// The gateway's WebSocket proxy forwards only Origin and Referer: a
 	// token passes as the subprotocol "Bearer, TOKEN", which it turns into
 	// an Authorization header. The client's own headers stay, for proxies on
@@ -35,10 +52,10 @@ func (m *watchMux) dialWebSocket(req *http.Request) (io.ReadCloser, error) {
 	hdr.Del("Authorization")
 	hdr.Del("Content-Type")
 	var protos []string
-	if m.token != "" {
-		protos = []string{"Bearer", m.token}
+	if token != "" {
+		protos = []string{"Bearer", token}
 	}
-	conn, resp, err := websocket.Dial(m.ctx, req.URL.String(), &websocket.DialOptions{
+	conn, resp, err := websocket.Dial(ctx, req.URL.String(), &websocket.DialOptions{
 		HTTPClient:      &http.Client{Transport: upgradeOnly{c.transport}, CheckRedirect: noRedirects},
 		HTTPHeader:      hdr,
 		Host:            req.Host,
@@ -47,24 +64,22 @@ func (m *watchMux) dialWebSocket(req *http.Request) (io.ReadCloser, error) {
 	})
 	if err != nil {
 		if resp != nil && upgradeRefused(resp.StatusCode) {
-			return nil, fmt.Errorf("%s: the WebSocket upgrade was refused (%s): %w", m.ep.URL, resp.Status, errNoCreated)
+			return nil, nil, fmt.Errorf("%s: the WebSocket upgrade was refused (%s): %w", ep.URL, resp.Status, errNoCreated)
 		}
 		if resp != nil {
-			return nil, fmt.Errorf("%w: the WebSocket upgrade got %s", ErrUnavailable, resp.Status)
+			return nil, nil, fmt.Errorf("%w: the WebSocket upgrade got %s", ErrUnavailable, resp.Status)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	m.ep.SetProto(1)
-	m.act.touch()
+	ep.SetProto(1)
+	if act != nil {
+		act.touch()
+	}
 	// Lines over the client's limit are the line reader's to refuse, one
 	// watch at a time, as on an HTTP/2 stream.
 	conn.SetReadLimit(-1)
-	sink := func(msg []byte) error { return conn.Write(m.ctx, websocket.MessageText, msg) }
-	if !c.spawn(func() { m.write(sink) }) {
-		conn.CloseNow()
-		return nil, ErrClosed
-	}
-	return &wsLines{ctx: m.ctx, conn: conn}, nil
+	sink := func(msg []byte) error { return conn.Write(ctx, websocket.MessageText, msg) }
+	return &wsLines{ctx: ctx, conn: conn}, sink, nil
 }
 
 // upgradeRefused reports an answer to a WebSocket upgrade that says it will

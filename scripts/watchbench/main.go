@@ -84,6 +84,11 @@ func main() {
 	flag.StringVar(&heapProfile, "heapprofile", "", "write each contender's heap profile, with its watches idle, to this file name + \".\" + contender")
 	only := flag.String("contenders", "etcdgw-http,etcdgw-https,clientv3", "comma-separated contenders to run, in order")
 	flag.Parse()
+	if heapProfile != "" {
+		// Every allocation sampled: the profile accounts for each byte a
+		// watch holds.
+		runtime.MemProfileRate = 1
+	}
 
 	start := time.Now()
 	fmt.Printf("watchbench: %d watches, %d events/s for %v; %s, etcd %s, %d cores, file limit %s\n\n",
