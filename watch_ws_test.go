@@ -283,7 +283,8 @@ func TestWebSocketCutResumesWithoutLoss(t *testing.T) {
 	for r := range want {
 		want[r] = fmt.Sprint(r)
 	}
-	for i, res := range results {
+	for i := range results {
+		res := &results[i]
 		assert.Equal(t, want, res.values, "watch %d: every value once, in order", i)
 		assert.Empty(t, res.errs, "watch %d", i)
 		assert.Equal(t, 1, res.created, "watch %d: Created once", i)
