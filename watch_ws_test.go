@@ -191,6 +191,20 @@ func TestWebSocketFallbackWhenUpgradeRefused(t *testing.T) {
 		assert.Equal(t, fmt.Sprint(i), string(ev[0].Kv.Value))
 	}
 	assert.Equal(t, int64(1), hp.RefusedUpgrades())
+
+	// The same proxy passing WebSocket: the watches share one.
+	passing, err := etcdtest.NewHTTPProxy(shared.Endpoint(), etcdtest.HTTPProxyConfig{})
+	require.NoError(t, err)
+	t.Cleanup(func() { passing.Close() })
+	oc := clientOf(t, passing.Endpoint())
+	for i := range 2 {
+		r := next(t, oc.Watch(ctx, fmt.Sprintf("%sk%d", prefix, i)))
+		require.NoError(t, r.Err())
+		require.True(t, r.Created)
+	}
+	streams, watches := etcdgw.WatchStreams(oc)
+	assert.Equal(t, 1, streams, "one shared stream through a proxy that passes WebSocket")
+	assert.Equal(t, 2, watches)
 }
 
 // Cutting the WebSocket again and again while values are written loses and
