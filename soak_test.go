@@ -28,7 +28,8 @@ import (
 )
 
 // The chaos soak: a 3-member cluster, each member behind fault-injecting
-// proxies (one for https/HTTP/2, one for plain HTTP/1.1), clients that run a
+// proxies (one for https/HTTP/2, one for plain http: HTTP/1.1, and watches
+// on a WebSocket), clients that run a
 // random mix of operations on a small key space while faults are injected at
 // random, and checks at the end: the KV history is linearizable (porcupine),
 // every watcher delivered exactly the revision history of the store, leases
@@ -206,6 +207,7 @@ type soak struct {
 	anomalies []string
 	unknown   int
 	watchEvts int
+	watchedBy []string // the watchers' names
 
 	fenced, fencedRefused, holds int // the fencing store's counts
 	lostToDeletion               int // holders whose key went while their lease lived
@@ -256,8 +258,8 @@ func (s *soak) record(client int, in kvInput, out kvOutput, call, ret int64) {
 }
 
 // client returns a client of every member through its proxies: over https
-// (HTTP/2) or plain HTTP/1.1.
-func (s *soak) client(overTLS bool) *etcdgw.Client {
+// (HTTP/2) or plain http (HTTP/1.1, watches on a WebSocket), with opts.
+func (s *soak) client(overTLS bool, opts ...etcdgw.Option) *etcdgw.Client {
 	var eps []string
 	for i := range s.https {
 		if overTLS {
@@ -266,13 +268,13 @@ func (s *soak) client(overTLS bool) *etcdgw.Client {
 			eps = append(eps, s.plain[i].Endpoint("http"))
 		}
 	}
-	opts := []etcdgw.Option{
+	opts = append([]etcdgw.Option{
 		etcdgw.WithEndpoints(eps...),
 		etcdgw.WithTimeout(3 * time.Second),
 		etcdgw.WithDialTimeout(time.Second),
 		etcdgw.WithHealthCheck(time.Second, 1),
 		etcdgw.WithStreamKeepalive(time.Second, time.Second),
-	}
+	}, opts...)
 	if overTLS {
 		opts = append(opts, etcdgw.WithCAFile(s.caFile))
 	}
@@ -320,7 +322,8 @@ func TestSoak(t *testing.T) {
 	s.start = time.Now()
 
 	// Watchers: the reference on member 0, and soakWatchers through the
-	// faulty proxies, half over each protocol.
+	// faulty proxies: over HTTP/2, and over plain http on the shared
+	// WebSocket and on a request of their own (WithWatchMultiplexing(false)).
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	var wg sync.WaitGroup
@@ -329,8 +332,18 @@ func TestSoak(t *testing.T) {
 		c := ref
 		name := "reference"
 		if i > 0 {
-			c = s.client(i%2 == 0)
-			name = fmt.Sprintf("watcher %d (%s)", i, map[bool]string{true: "HTTP/2", false: "HTTP/1.1"}[i%2 == 0])
+			var opts []etcdgw.Option
+			how := "HTTP/2"
+			switch {
+			case i%2 == 0:
+			case i == 3:
+				opts = append(opts, etcdgw.WithWatchMultiplexing(false))
+				how = "HTTP/1.1, a request per watch"
+			default:
+				how = "WebSocket"
+			}
+			c = s.client(i%2 == 0, opts...)
+			name = fmt.Sprintf("watcher %d (%s)", i, how)
 		}
 		w := &soakWatcher{name: name, delivered: startRev - 1}
 		watchers[i] = w
@@ -630,6 +643,7 @@ func (s *soak) checkWatchers(ws []*soakWatcher, last int64) {
 		got := upTo(w)
 		s.mu.Lock()
 		s.watchEvts += len(got)
+		s.watchedBy = append(s.watchedBy, w.name)
 		s.mu.Unlock()
 		if !slices.Equal(got, want) {
 			i := 0
@@ -829,7 +843,7 @@ func (s *soak) report(seed uint64) {
 	fmt.Fprintf(&b, "  writes of unknown outcome: %d\n", s.unknown)
 	fmt.Fprintf(&b, "  lock holders: %d; fenced writes accepted: %d, refused (stale token): %d; holders that lost their key while their lease lived: %d\n",
 		s.holds, s.fenced, s.fencedRefused, s.lostToDeletion)
-	fmt.Fprintf(&b, "  watch events checked: %d\n", s.watchEvts)
+	fmt.Fprintf(&b, "  watch events checked: %d, by %s\n", s.watchEvts, strings.Join(s.watchedBy, ", "))
 	fmt.Fprintf(&b, "  anomalies: %d\n", len(s.anomalies))
 	s.t.Log(b.String())
 }
