@@ -194,6 +194,7 @@ func TestLeaseStreamSilentFallsBack(t *testing.T) {
 
 // Over plain http the renewals share a WebSocket, as the watches do.
 func TestKeepAlivesShareOneWebSocket(t *testing.T) {
+	needWebSocket(t)
 	p := proxied(t)
 	var kc keepaliveCounter
 	c := newClient(t, etcdgw.WithEndpoints(p.Endpoint("http")), kc.option())
@@ -230,6 +231,7 @@ func TestKeepAlivesShareOneWebSocket(t *testing.T) {
 // Behind a proxy that refuses the upgrade the renewals stay short requests,
 // and the upgrade is not tried again for each one.
 func TestLeaseWebSocketRefusedFallsBack(t *testing.T) {
+	needWebSocket(t)
 	hp, err := etcdtest.NewHTTPProxy(shared.Endpoint(), etcdtest.HTTPProxyConfig{NoWebSocket: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { hp.Close() })

@@ -18,6 +18,7 @@ func TestRequestProgressOnSharedStream(t *testing.T) {
 		testRequestProgress(t, caClient(t, s))
 	})
 	t.Run("WebSocket", func(t *testing.T) {
+		needWebSocket(t)
 		testRequestProgress(t, newClient(t, etcdgw.WithKeyPrefix(testPrefix(t))))
 	})
 }

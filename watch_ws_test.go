@@ -69,6 +69,7 @@ func awaitProgress(t *testing.T, c *etcdgw.Client, chans []etcdgw.WatchChan, min
 // A thousand watches on one client share one WebSocket: one connection for
 // all of them, beside the one of the unary calls.
 func TestWebSocketThousandWatches(t *testing.T) {
+	needWebSocket(t)
 	const n = 1000
 	p := proxied(t)
 	c := clientOf(t, p.Endpoint("http"))
@@ -163,6 +164,7 @@ func TestWebSocketThousandWatches(t *testing.T) {
 // Behind a proxy that refuses WebSocket the watches use requests of their
 // own, and the client does not try the upgrade again for each watch.
 func TestWebSocketFallbackWhenUpgradeRefused(t *testing.T) {
+	needWebSocket(t)
 	hp, err := etcdtest.NewHTTPProxy(shared.Endpoint(), etcdtest.HTTPProxyConfig{NoWebSocket: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { hp.Close() })
@@ -210,6 +212,7 @@ func TestWebSocketFallbackWhenUpgradeRefused(t *testing.T) {
 // Cutting the WebSocket again and again while values are written loses and
 // repeats nothing: each watch resumes after the last event it delivered.
 func TestWebSocketCutResumesWithoutLoss(t *testing.T) {
+	needWebSocket(t)
 	const watchers, rounds, cutEvery = 50, 30, 5
 	p := proxied(t)
 	c := clientOf(t, p.Endpoint("http"))
@@ -391,6 +394,7 @@ func TestWebSocketVersionGating(t *testing.T) {
 
 // With auth on an etcd that takes Bearer tokens, watches share the WebSocket.
 func TestWebSocketAuthBearer(t *testing.T) {
+	needWebSocket(t)
 	s := etcdtest.NewServer(t, etcdtest.Config{Name: "wsauth"})
 	require.NoError(t, etcdtest.EnableAuth(s.Endpoint(), nil, rootPassword,
 		etcdtest.User{Name: "rw", Password: rwPassword, WritePrefix: []string{"app/"}}))
@@ -426,4 +430,13 @@ func TestWebSocketAuthBearer(t *testing.T) {
 		assert.Equal(t, "app/ws/"+[]string{"a", "b"}[i], string(ev[0].Kv.Key))
 	}
 	assert.Equal(t, accepted, p.Accepted(), "no new connection")
+}
+
+// needWebSocket skips a test of WebSocket streams on etcd 3.4, which the
+// client does not open a WebSocket to (the compatibility run).
+func needWebSocket(t *testing.T) {
+	t.Helper()
+	if !etcdtest.VersionAtLeast(3, 5) {
+		t.Skipf("etcd %s: no WebSocket streams before 3.5", etcdtest.Version())
+	}
 }
