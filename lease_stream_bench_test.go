@@ -101,15 +101,29 @@ func BenchmarkLeaseRenew(b *testing.B) {
 }
 
 func BenchmarkLeaseKeepAlive(b *testing.B) {
-	ep, ca := benchTLSEndpoint(b)
 	for _, v := range []struct {
 		name string
+		tls  bool
 		opts []etcdgw.Option
 	}{
-		{"stream", nil},
-		{"short", []etcdgw.Option{etcdgw.WithWatchMultiplexing(false)}},
+		{"stream", true, nil},
+		{"short", true, []etcdgw.Option{etcdgw.WithWatchMultiplexing(false)}},
+		// Over plain http the stream is a WebSocket.
+		{"http/websocket", false, nil},
+		{"http/short", false, []etcdgw.Option{etcdgw.WithWatchMultiplexing(false)}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
+			child := &bench.benchChild
+			var ep string
+			var conn []etcdgw.Option
+			if v.tls {
+				var ca string
+				ep, ca = benchTLSEndpoint(b)
+				child = &bench.tls
+				conn = []etcdgw.Option{etcdgw.WithCAFile(ca)}
+			} else {
+				ep = benchEndpoint(b)
+			}
 			var renewals, failures atomic.Int64
 			obs := etcdgw.Observer{KeepAlive: func(_ context.Context, k etcdgw.KeepAliveInfo) {
 				if k.Err != nil {
@@ -117,8 +131,8 @@ func BenchmarkLeaseKeepAlive(b *testing.B) {
 				}
 				renewals.Add(1)
 			}}
-			gw, err := etcdgw.New(append([]etcdgw.Option{etcdgw.WithEndpoints(ep), etcdgw.WithCAFile(ca),
-				etcdgw.WithObserver(obs)}, v.opts...)...)
+			gw, err := etcdgw.New(append(append([]etcdgw.Option{etcdgw.WithEndpoints(ep),
+				etcdgw.WithObserver(obs)}, conn...), v.opts...)...)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -139,13 +153,13 @@ func BenchmarkLeaseKeepAlive(b *testing.B) {
 			b.ResetTimer()
 			from := renewals.Load()
 			start := time.Now()
-			cpu, srv := processCPU(), bench.tls.cpu()
+			cpu, srv := processCPU(), child.cpu()
 			for renewals.Load()-from < int64(b.N) {
 				time.Sleep(10 * time.Millisecond) // a benchmark's poll, not synchronisation
 			}
 			b.StopTimer()
 			n := float64(renewals.Load() - from)
-			c, s := float64(processCPU()-cpu), float64(bench.tls.cpu()-srv)
+			c, s := float64(processCPU()-cpu), float64(child.cpu()-srv)
 			b.ReportMetric(c/n, "cpu-ns/op")
 			b.ReportMetric(s/n, "srv-cpu-ns/op")
 			b.ReportMetric((c+s)/n, "total-cpu-ns/op")
