@@ -60,8 +60,10 @@
 // [Client.Watch] and [Client.WatchDir] return a channel of WatchResponse,
 // one per message of etcd. A broken stream is resumed, possibly on another
 // endpoint, from the revision after the last one delivered: no event is lost
-// or repeated. See the watch section of the README for the list-then-watch
-// pattern.
+// or repeated. The watches to one member share one duplex stream: HTTP/2
+// over https, a WebSocket over http (etcd 3.5 and later); see
+// [WithWatchMultiplexing]. See the watch section of the README for the
+// list-then-watch pattern.
 //
 // # Leases
 //

@@ -181,8 +181,9 @@ const (
 // TTL because etcd could not be reached. A holder of the lease (a lock, a
 // leader) must stop acting on it when the channel closes.
 //
-// Over https (HTTP/2) the renewals of the client's KeepAlive loops to one
-// member share one duplex stream, a line each way per renewal, unless
+// The renewals of the client's KeepAlive loops to one member share one
+// duplex stream (HTTP/2 over https; a WebSocket over http, where watches
+// may use one: see WithWatchMultiplexing), a line each way per renewal, unless
 // WithWatchMultiplexing(false); a renewal the stream does not answer within
 // its attempt timeout, or whose stream breaks, is sent again at once as a
 // request of its own.
