@@ -178,20 +178,13 @@ func (c *Client) startLeaseStream(ep *endpoint.Endpoint, prefix string) *leaseSt
 		}
 		return s
 	}
-	pr, pw := io.Pipe()
-	s.pw = pw
-	req.Body = pr
-	req.ContentLength = -1
-	req.GetBody = nil
-	sink := func(b []byte) error {
-		_, err := pw.Write(b)
-		return err
-	}
+	var sink func([]byte) error
+	s.pw, sink = pipeBody(req)
 	if !c.spawn(func() { s.write(sink) }) {
 		s.kill(nil)
 		return nil
 	}
-	if !c.spawn(func() { s.read(func() (io.ReadCloser, error) { return s.roundTrip(req) }) }) {
+	if !c.spawn(func() { s.read(func() (io.ReadCloser, error) { return c.duplexRoundTrip(req, ep, nil) }) }) {
 		s.kill(nil) // the writer ends with it
 		return nil
 	}
@@ -251,22 +244,6 @@ func (s *leaseStream) read(open func() (io.ReadCloser, error)) {
 		s.pw.CloseWithError(err) // unblocks a write the transport no longer reads
 	}
 	close(s.broken)
-}
-
-// roundTrip sends the HTTP/2 request of the stream and returns the body of
-// its answer.
-func (s *leaseStream) roundTrip(req *http.Request) (io.ReadCloser, error) {
-	resp, err := s.c.transport.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	s.ep.SetProto(resp.ProtoMajor)
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, newError(wire.ParseErrorBody(resp.StatusCode, b), s.ep.URL)
-	}
-	return resp.Body, nil
 }
 
 func (s *leaseStream) readStream(open func() (io.ReadCloser, error)) error {

@@ -294,16 +294,10 @@ func (c *Client) startMux(ep *endpoint.Endpoint, prefix string) (*watchMux, erro
 		}
 		return m, nil
 	}
-	pr, pw := io.Pipe()
-	m.pw = pw
-	req.Body = pr
-	req.ContentLength = -1
-	req.GetBody = nil
-	sink := func(msg []byte) error {
-		_, err := pw.Write(msg)
-		return err
-	}
-	if !c.spawn(func() { m.write(sink) }) || !c.spawn(func() { m.read(func() (io.ReadCloser, error) { return m.roundTrip(req) }) }) {
+	var sink func([]byte) error
+	m.pw, sink = pipeBody(req)
+	open := func() (io.ReadCloser, error) { return c.duplexRoundTrip(req, ep, m.act) }
+	if !c.spawn(func() { m.write(sink) }) || !c.spawn(func() { m.read(open) }) {
 		m.kill(nil)
 		return nil, ErrClosed
 	}
@@ -378,19 +372,37 @@ func (m *watchMux) read(open func() (io.ReadCloser, error)) {
 // errCutMidLine ends a shared stream that broke inside a message.
 var errCutMidLine = errors.New("stream cut inside a message")
 
-// roundTrip sends the HTTP/2 request of the stream and returns the body of
-// its answer.
-func (m *watchMux) roundTrip(req *http.Request) (io.ReadCloser, error) {
-	resp, err := m.c.transport.RoundTrip(req)
+// pipeBody makes req's body a pipe, for a duplex HTTP/2 stream: it returns
+// the pipe's writer and a function that writes one message to it.
+func pipeBody(req *http.Request) (*io.PipeWriter, func([]byte) error) {
+	pr, pw := io.Pipe()
+	req.Body = pr
+	req.ContentLength = -1
+	req.GetBody = nil
+	return pw, func(msg []byte) error {
+		_, err := pw.Write(msg)
+		return err
+	}
+}
+
+// duplexRoundTrip sends the request of a duplex HTTP/2 stream to ep and
+// returns the body of its answer; an error answer is an *Error. act, when not
+// nil, hears of the answer's bytes.
+func (c *Client) duplexRoundTrip(req *http.Request, ep *endpoint.Endpoint, act *activity) (io.ReadCloser, error) {
+	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	m.ep.SetProto(resp.ProtoMajor)
-	m.act.touch()
+	ep.SetProto(resp.ProtoMajor)
+	var body io.Reader = resp.Body
+	if act != nil {
+		act.touch()
+		body = watchedBody{resp.Body, act}
+	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(watchedBody{resp.Body, m.act}, 64<<10))
-		return nil, newError(wire.ParseErrorBody(resp.StatusCode, b), m.ep.URL)
+		b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+		return nil, newError(wire.ParseErrorBody(resp.StatusCode, b), ep.URL)
 	}
 	return resp.Body, nil
 }
