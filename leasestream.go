@@ -82,7 +82,8 @@ func (c *Client) leaseShareable(ctx context.Context, ep *endpoint.Endpoint) bool
 		return false
 	}
 	if !ep.TLS {
-		return c.webSocketOK(ctx, ep)
+		// Never wait for /version here: a renewal cannot spare the time.
+		return c.webSocketKnownOK(ep)
 	}
 	if ep.Proto() == 0 {
 		c.probe(ctx, ep)

@@ -73,7 +73,26 @@ func (c *Client) webSocketOK(ctx context.Context, ep *endpoint.Endpoint) bool {
 	if !wsSupported {
 		return false
 	}
-	v := ep.FetchVersion(ctx, versionRetry, func() string { return c.memberVersion(ep) })
+	return c.webSocketAllowed(ep.FetchVersion(ctx, versionRetry, func() string { return c.memberVersion(ep) }))
+}
+
+// webSocketKnownOK is webSocketOK for a caller that must not wait for a
+// member's answer (a lease renewal): a member whose version is not known yet
+// is asked in the background, and gets short requests until it answers.
+func (c *Client) webSocketKnownOK(ep *endpoint.Endpoint) bool {
+	if !wsSupported {
+		return false
+	}
+	v := ep.Version()
+	if v == "" {
+		c.spawn(func() { ep.FetchVersion(c.ctx, versionRetry, func() string { return c.memberVersion(ep) }) })
+		return false
+	}
+	return c.webSocketAllowed(v)
+}
+
+// webSocketAllowed applies webSocketOK's rules to a member of version v.
+func (c *Client) webSocketAllowed(v string) bool {
 	major, minor, patch, ok := parseVersion(v)
 	switch {
 	case !ok || major < 3 || major == 3 && minor < 4:
