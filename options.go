@@ -389,7 +389,10 @@ func WithRequireLeader() Option {
 // Every request goes through the wrapper, watches and their streams
 // included; the client's dialer, TLS, HTTP/2, proxy and connection pool are
 // kept underneath. Each request carries a header map of its own, which the
-// wrapper may change. wrap is called once, by New, and must not return nil.
+// wrapper may change. A wrapper must pass on the body of a 101 Switching
+// Protocols answer as it is (writable, as otelhttp does): a WebSocket runs on
+// it, and otherwise watches and renewals over http use requests of their
+// own. wrap is called once, by New, and must not return nil.
 func WithTransport(wrap func(http.RoundTripper) http.RoundTripper) Option {
 	return func(c *config) error {
 		if wrap == nil {

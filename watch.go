@@ -463,7 +463,7 @@ func (w *watcher) stream(ep *endpoint.Endpoint) watchEnd {
 	guarded := make(chan struct{})
 	go func() {
 		defer close(guarded)
-		c.keepalive(ctx, ep, act, &w.running, kill)
+		c.keepalive(ctx, ep, act, &w.running, kill, nil)
 	}()
 	defer func() {
 		kill(nil)
@@ -718,7 +718,7 @@ func (b watchedBody) Read(p []byte) (int, error) {
 // errStreamStalled. A stream not established (established not set) within
 // the interval and the timeout together ends with errNoCreated; established
 // is nil for a shared stream, whose watches each wait for their own answer.
-func (c *Client) keepalive(ctx context.Context, ep *endpoint.Endpoint, act *activity, established *atomic.Bool, kill context.CancelCauseFunc) {
+func (c *Client) keepalive(ctx context.Context, ep *endpoint.Endpoint, act *activity, established *atomic.Bool, kill context.CancelCauseFunc, ping func(context.Context) error) {
 	idle, bound := c.cfg.streamIdle, c.cfg.streamTimeout
 	start := time.Now()
 	t := time.NewTimer(idle)
@@ -736,6 +736,20 @@ func (c *Client) keepalive(ctx context.Context, ep *endpoint.Endpoint, act *acti
 		if established != nil && !established.Load() && time.Since(start) >= idle+bound {
 			kill(errNoCreated)
 			return
+		}
+		if ping != nil {
+			// The stream's own connection must answer too: a flow that a
+			// NAT or load balancer forgot leaves the member healthy.
+			pctx, cancel := context.WithTimeout(ctx, bound)
+			err := ping(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				kill(errStreamStalled)
+				return
+			}
 		}
 		ok := c.probeWithin(ctx, ep)
 		if ctx.Err() != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/etcdgw/etcdgw/internal/endpoint"
@@ -179,11 +180,12 @@ func (c *Client) markUnshared(ep *endpoint.Endpoint) {
 type watchMux struct {
 	c     *Client
 	ep    *endpoint.Endpoint
-	ctx   context.Context         // the stream's request; ending it resets the h2 stream
-	kill  context.CancelCauseFunc // ends ctx, saying why
-	pw    *io.PipeWriter          // the request body of an HTTP/2 stream; nil on a WebSocket
-	act   *activity               // when the stream last heard from its member
-	token string                  // the auth token the stream was opened with
+	ctx   context.Context                             // the stream's request; ending it resets the h2 stream
+	kill  context.CancelCauseFunc                     // ends ctx, saying why
+	pw    *io.PipeWriter                              // the request body of an HTTP/2 stream; nil on a WebSocket
+	act   *activity                                   // when the stream last heard from its member
+	ping  atomic.Pointer[func(context.Context) error] // a WebSocket's ping, once it is open
+	token string                                      // the auth token the stream was opened with
 
 	// Guarded by c.muxMu.
 	subs          map[int64]*muxSub
@@ -323,6 +325,15 @@ func (c *Client) startMux(ep *endpoint.Endpoint, prefix string) (*watchMux, erro
 	return m, nil
 }
 
+// pingConn pings the stream's WebSocket; nil over HTTP/2, whose transport
+// pings the connection itself, and before the WebSocket is open.
+func (m *watchMux) pingConn(ctx context.Context) error {
+	if p := m.ping.Load(); p != nil {
+		return (*p)(ctx)
+	}
+	return nil
+}
+
 // send queues a message for the stream; it never blocks.
 func (m *watchMux) send(msg []byte) {
 	m.wmu.Lock()
@@ -366,7 +377,7 @@ func (m *watchMux) read(open func() (io.ReadCloser, error)) {
 	guarded := make(chan struct{})
 	go func() {
 		defer close(guarded)
-		c.keepalive(m.ctx, m.ep, act, nil, m.kill)
+		c.keepalive(m.ctx, m.ep, act, nil, m.kill, m.pingConn)
 	}()
 	m.act = act
 	err := m.readStream(open, act)

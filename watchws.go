@@ -30,6 +30,8 @@ func (m *watchMux) dialWebSocket(req *http.Request) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	ping := lines.(*wsLines).conn.Ping
+	m.ping.Store(&ping)
 	if !m.c.spawn(func() { m.write(sink) }) {
 		lines.Close()
 		return nil, ErrClosed
@@ -63,13 +65,15 @@ func (c *Client) openWebSocket(ctx context.Context, ep *endpoint.Endpoint, req *
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		if resp != nil && upgradeRefused(resp.StatusCode) {
+		if resp == nil {
+			return nil, nil, err
+		}
+		// A 502, 503 or 504 is a refusal too when the member answers its
+		// probe: a load balancer that does not pass WebSocket may say so.
+		if upgradeRefused(resp.StatusCode) || c.probeWithin(ctx, ep) {
 			return nil, nil, fmt.Errorf("%s: the WebSocket upgrade was refused (%s): %w", ep.URL, resp.Status, errNoCreated)
 		}
-		if resp != nil {
-			return nil, nil, fmt.Errorf("%w: the WebSocket upgrade got %s", ErrUnavailable, resp.Status)
-		}
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: the WebSocket upgrade got %s", ErrUnavailable, resp.Status)
 	}
 	ep.SetProto(1)
 	if act != nil {
@@ -101,11 +105,21 @@ type upgradeOnly struct{ rt http.RoundTripper }
 
 func (u upgradeOnly) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := u.rt.RoundTrip(req)
-	if err == nil && resp.StatusCode != http.StatusSwitchingProtocols {
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Body.Close()
 		resp.Body = http.NoBody
+		return resp, nil
 	}
-	return resp, err
+	if _, ok := resp.Body.(io.ReadWriteCloser); !ok {
+		// A WithTransport wrapper that replaced the body of the upgrade
+		// leaves nothing to write to: requests of their own, at once.
+		resp.Body.Close()
+		return nil, fmt.Errorf("the WebSocket upgrade's body is not writable (%T; does a WithTransport wrapper replace it?): %w", resp.Body, errNoCreated)
+	}
+	return resp, nil
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -62,8 +62,10 @@ type HTTPProxyConfig struct {
 	// serves plain HTTP/1.1.
 	Certs *Certs
 	// NoWebSocket makes the proxy answer a WebSocket upgrade 400 Bad
-	// Request, like a proxy that does not pass WebSocket.
-	NoWebSocket bool
+	// Request (or NoWebSocketStatus), like a proxy that does not pass
+	// WebSocket.
+	NoWebSocket       bool
+	NoWebSocketStatus int
 }
 
 // HTTPProxy is an HTTP reverse proxy on a loopback port in front of an etcd
@@ -82,6 +84,7 @@ type HTTPProxy struct {
 	handlers  sync.WaitGroup
 	cuts      atomic.Int64
 	noWS      bool
+	noWSCode  int
 	refusedWS atomic.Int64
 
 	mu        sync.Mutex
@@ -132,10 +135,11 @@ func NewHTTPProxy(target string, cfg HTTPProxyConfig) (*HTTPProxy, error) {
 			TLSClientConfig:   cfg.TargetTLS.Clone(),
 			ForceAttemptHTTP2: true,
 		},
-		served: make(chan struct{}),
-		noWS:   cfg.NoWebSocket,
-		counts: make(map[string]int),
-		live:   make(map[*faultWriter]struct{}),
+		served:   make(chan struct{}),
+		noWS:     cfg.NoWebSocket,
+		noWSCode: cfg.NoWebSocketStatus,
+		counts:   make(map[string]int),
+		live:     make(map[*faultWriter]struct{}),
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -367,7 +371,11 @@ func (p *HTTPProxy) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, req 
 		p.mu.Lock()
 		p.counts[req.URL.Path]++
 		p.mu.Unlock()
-		http.Error(w, "etcdtest: no WebSocket through this proxy", http.StatusBadRequest)
+		code := p.noWSCode
+		if code == 0 {
+			code = http.StatusBadRequest
+		}
+		http.Error(w, "etcdtest: no WebSocket through this proxy", code)
 		return
 	}
 	ctx, cancel := context.WithCancel(req.Context())
