@@ -161,6 +161,8 @@ func TestElectionCampaignFailureRemovesKey(t *testing.T) {
 		b := concurrency.NewElection(newSession(t, c), "elect")
 		done := campaignAsync(ctx, b, "b")
 		queued(t, c, "elect", 2)
+		// The key is in etcd before Campaign, in its goroutine, records it.
+		require.Eventually(t, func() bool { return b.Key() != "" }, 5*time.Second, time.Millisecond)
 		_, err := c.Delete(ctx, b.Key())
 		require.NoError(t, err)
 		assert.ErrorIs(t, waitErr(t, done, 5*time.Second, "Campaign"), concurrency.ErrLockLost)
