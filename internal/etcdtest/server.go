@@ -3,6 +3,7 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -568,6 +569,11 @@ func (s *Server) await(e *embed.Etcd) error {
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
 // All listeners are held until every port is known, so the ports differ.
+//
+// The ports are drawn at random below the kernel's ephemeral range, never
+// twice in one process: a member that stops keeps its port for its restart,
+// and the kernel, which hands out recently freed ports again, would give it
+// to a server of another test process (go test runs packages at once).
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var lns []net.Listener
@@ -577,7 +583,7 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := listenUnused()
 		if err != nil {
 			return nil, fmt.Errorf("etcdtest: find free port: %w", err)
 		}
@@ -585,6 +591,35 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// Ports drawn by listenUnused: [portLow, portHigh), below Linux's default
+// ephemeral range (32768-60999).
+const portLow, portHigh = 10000, 32000
+
+var portsUsed = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// listenUnused listens on a loopback port this process has not used yet,
+// drawn at random; on the kernel's choice when none is found.
+func listenUnused() (net.Listener, error) {
+	portsUsed.Lock()
+	defer portsUsed.Unlock()
+	for range 100 {
+		port := portLow + rand.IntN(portHigh-portLow)
+		if portsUsed.m[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		portsUsed.m[port] = true
+		return ln, nil
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
 }
 
 func isAddrInUse(err error) bool {
