@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -283,11 +282,9 @@ func testAuthMemberRestart(t *testing.T, cl *etcdtest.Cluster) {
 // balancer. Its Accepted count tells how often the client tried it.
 func deadProxy(t *testing.T) *etcdtest.Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	target := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return tcpProxy(t, target)
+	// Port 1 (tcpmux) refuses: a port freed here could be the next
+	// listener's, another proxy's even, which the kernel hands out again.
+	return tcpProxy(t, "127.0.0.1:1")
 }
 
 func TestAllEndpointsDownFailsFast(t *testing.T) {
