@@ -437,15 +437,7 @@ func (g *gw) watch(ctx context.Context, key string) etcdgw.WatchChan { return g.
 
 func (g *gw) created(ch etcdgw.WatchChan) error {
 	r, ok := <-ch
-	switch {
-	case !ok:
-		return errors.New("watch channel closed")
-	case r.Err() != nil:
-		return r.Err()
-	case !r.Created:
-		return errors.New("first response is not Created")
-	}
-	return nil
+	return firstResponse(ok, r.Err(), r.Created)
 }
 
 func (g *gw) deliver(ch etcdgw.WatchChan, f func([]byte)) {
@@ -454,6 +446,20 @@ func (g *gw) deliver(ch etcdgw.WatchChan, f func([]byte)) {
 			f(ev.Kv.Value)
 		}
 	}
+}
+
+// firstResponse says what is wrong with a watch's first response, if
+// anything: it must be there, without an error, and say Created.
+func firstResponse(ok bool, err error, created bool) error {
+	switch {
+	case !ok:
+		return errors.New("watch channel closed")
+	case err != nil:
+		return err
+	case !created:
+		return errors.New("first response is not Created")
+	}
+	return nil
 }
 
 // v3 is clientv3 as a watcher.
@@ -480,15 +486,7 @@ func (v *v3) watch(ctx context.Context, key string) clientv3.WatchChan {
 
 func (v *v3) created(ch clientv3.WatchChan) error {
 	r, ok := <-ch
-	switch {
-	case !ok:
-		return errors.New("watch channel closed")
-	case r.Err() != nil:
-		return r.Err()
-	case !r.Created:
-		return errors.New("first response is not Created")
-	}
-	return nil
+	return firstResponse(ok, r.Err(), r.Created)
 }
 
 func (v *v3) deliver(ch clientv3.WatchChan, f func([]byte)) {
