@@ -79,6 +79,20 @@ func allAlive(t *testing.T, ctx context.Context, c *etcdgw.Client, ids []etcdgw.
 	}
 }
 
+// cutRounds cuts every connection through p, rounds times. Each time every
+// lease is renewed twice more, on a short request or a new stream, and p
+// accepts a new connection.
+func cutRounds(t *testing.T, p *etcdtest.Proxy, chans []<-chan *etcdgw.LeaseKeepAliveResponse, rounds int) {
+	t.Helper()
+	for round := range rounds {
+		accepted := p.Accepted()
+		p.CutAll()
+		renewedOnce(t, chans, 10*time.Second)
+		renewedOnce(t, chans, 10*time.Second)
+		assert.Greater(t, p.Accepted(), accepted, "round %d: reconnected", round)
+	}
+}
+
 func TestKeepAlivesShareOneH2Stream(t *testing.T) {
 	s := etcdtest.NewServer(t, etcdtest.Config{TLS: true})
 	var kc keepaliveCounter
@@ -122,15 +136,7 @@ func TestLeaseStreamCutKeepsLeases(t *testing.T) {
 	renewedOnce(t, chans, 10*time.Second)
 	require.Equal(t, int64(1), kc.streams.Load())
 
-	for round := range 3 {
-		accepted := p.Accepted()
-		p.CutAll()
-		// Every lease is renewed after the cut, on a short request or a
-		// new stream, and none is lost.
-		renewedOnce(t, chans, 10*time.Second)
-		renewedOnce(t, chans, 10*time.Second)
-		assert.Greater(t, p.Accepted(), accepted, "round %d: reconnected", round)
-	}
+	cutRounds(t, p, chans, 3)
 	allAlive(t, ctx, c, ids)
 	assert.GreaterOrEqual(t, kc.streams.Load(), int64(2), "the stream was opened again after a cut")
 	require.Eventually(t, func() bool { s, l := etcdgw.LeaseStreams(c); return s == 1 && l == len(ids) }, 10*time.Second, 10*time.Millisecond,
@@ -214,13 +220,7 @@ func TestKeepAlivesShareOneWebSocket(t *testing.T) {
 	allAlive(t, ctx, c, ids)
 
 	// Cuts of the WebSocket lose no lease; the renewals come back to one.
-	for round := range 2 {
-		accepted := p.Accepted()
-		p.CutAll()
-		renewedOnce(t, chans, 10*time.Second)
-		renewedOnce(t, chans, 10*time.Second)
-		assert.Greater(t, p.Accepted(), accepted, "round %d: reconnected", round)
-	}
+	cutRounds(t, p, chans, 2)
 	allAlive(t, ctx, c, ids)
 	require.Eventually(t, func() bool { s, l := etcdgw.LeaseStreams(c); return s == 1 && l == n }, 10*time.Second, 10*time.Millisecond,
 		"the renewals are back on one WebSocket")
